@@ -1,0 +1,74 @@
+"""The exception tree. Errors are translated at the boundary (ffmpeg, models, HTTP).
+
+    YiVideoError                  base; ``code`` is stable, ``message`` is for people
+    ├── ConfigError               a workflow config is invalid (CLI exit 2, HTTP 422)
+    │   └── NodeNotFound          a stage names a node that does not exist
+    ├── NotFound                  an unknown workflow, artifact or file (HTTP 404)
+    ├── MediaError                ffmpeg could not read the input (missing, not media ...)
+    │   └── NoAudioStream         the input has no audio stream
+    ├── ModelNotFound             a model is not available offline
+    ├── ResourceUnavailable       the cluster cannot ever satisfy a resource request
+    └── StageFailed               a stage raised; carries the stage name and cause
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class YiVideoError(Exception):
+    code = "error"
+    http_status = 500
+
+    def __init__(self, message: str, details: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or []
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, "details": self.details}
+
+
+class ConfigError(YiVideoError):
+    """Invalid workflow config. ``details`` lists ``{loc, msg}`` for each problem."""
+
+    code = "invalid_config"
+    http_status = 422
+
+    @classmethod
+    def at(cls, loc: str, msg: str) -> ConfigError:
+        return cls(f"{loc}: {msg}", [{"loc": loc, "msg": msg}])
+
+
+class NodeNotFound(ConfigError):
+    def __init__(self, name: str, known: list[str]) -> None:
+        msg = f"unknown node '{name}' (known: {', '.join(known)})"
+        super().__init__(msg, [{"loc": "node", "msg": msg}])
+
+
+class NotFound(YiVideoError):
+    code = "not_found"
+    http_status = 404
+
+
+class MediaError(YiVideoError):
+    code = "media_error"
+    http_status = 422
+
+
+class NoAudioStream(MediaError):
+    code = "no_audio_stream"
+
+
+class ModelNotFound(YiVideoError):
+    code = "model_not_found"
+    http_status = 422
+
+
+class ResourceUnavailable(YiVideoError):
+    code = "resource_unavailable"
+    http_status = 422
+
+
+class StageFailed(YiVideoError):
+    code = "stage_failed"

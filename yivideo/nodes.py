@@ -1,0 +1,167 @@
+"""Node registry: the typed operations a workflow stage can name.
+
+A node is a method of a *service* class (one per model service, in ``actors/``),
+marked with :func:`node`. Its parameters are a pydantic model, its inputs and
+outputs are named and typed by a short data-type name (``video``, ``audio``,
+``transcript`` ...) so the compiler can check every edge before anything runs.
+Service modules must stay light to import: heavy libraries load inside methods.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from yivideo.errors import NodeNotFound
+
+#: Modules that hold services; importing them fills the registry.
+SERVICE_MODULES = ("actors.ffmpeg", "actors.asr", "actors.subtitle")
+
+
+class Params(BaseModel):
+    """Base for node parameter models: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class NoParams(Params):
+    pass
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    name: str
+    service: str
+    method: str
+    params: type[Params]
+    inputs: dict[str, str]
+    outputs: dict[str, str]
+    description: str
+    optional_inputs: frozenset[str] = frozenset()
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "service": self.service,
+            "description": self.description,
+            "inputs": self.inputs,
+            "optional_inputs": sorted(self.optional_inputs),
+            "outputs": self.outputs,
+            "params": self.params.model_json_schema(),
+        }
+
+
+@dataclass
+class NodeContext:
+    """What a running node may use besides its inputs: progress and artifacts."""
+
+    workflow_id: str = ""
+    stage: str = ""
+    report: Callable[[float, str], None] | None = None
+    artifacts: dict[str, bytes] = field(default_factory=dict)
+    min_interval_s: float = 0.5
+    _last: float = 0.0
+
+    def progress(self, fraction: float, message: str = "") -> None:
+        """Report progress (0..1); throttled so a tight loop costs nothing."""
+        now = time.monotonic()
+        if self.report and (fraction >= 1.0 or now - self._last >= self.min_interval_s):
+            self._last = now
+            self.report(max(0.0, min(1.0, fraction)), message)
+
+    def add_artifact(self, name: str, data: bytes | str) -> None:
+        """Keep a final file of the workflow under ``name`` (e.g. ``subtitles.srt``)."""
+        self.artifacts[name] = data.encode() if isinstance(data, str) else data
+
+
+def node(
+    name: str,
+    *,
+    params: type[Params] = NoParams,
+    inputs: dict[str, str] | None = None,
+    outputs: dict[str, str] | None = None,
+    optional_inputs: tuple[str, ...] = (),
+) -> Callable[[Callable], Callable]:
+    """Mark a service method as the node ``name`` (``<service>.<operation>``)."""
+
+    def mark(fn: Callable) -> Callable:
+        fn.__yivideo_node__ = dict(
+            name=name,
+            params=params,
+            inputs=dict(inputs or {}),
+            outputs=dict(outputs or {}),
+            optional_inputs=frozenset(optional_inputs),
+            description=(fn.__doc__ or "").strip().split("\n")[0],
+        )
+        return fn
+
+    return mark
+
+
+class Service:
+    """Base of every service. Subclasses set ``name`` and mark methods with ``@node``.
+
+    The instance lives inside a long-lived Ray actor: load models lazily and keep them.
+    """
+
+    name: ClassVar[str] = ""
+    #: Whether the service can use a GPU (then its ``num_gpus`` setting applies).
+    uses_gpu: ClassVar[bool] = False
+
+    def __init__(self, settings: Any) -> None:
+        self.settings = settings
+
+    def health(self) -> dict[str, Any]:
+        """Liveness and what the service holds (loaded models ...)."""
+        return {"service": self.name}
+
+
+_REGISTRY: dict[str, NodeSpec] = {}
+_SERVICES: dict[str, type[Service]] = {}
+
+
+def register_service(cls: type[Service]) -> type[Service]:
+    """Class decorator: add a service and its nodes to the registry."""
+    _SERVICES[cls.name] = cls
+    for attr, fn in vars(cls).items():
+        meta = getattr(fn, "__yivideo_node__", None)
+        if meta is None:
+            continue
+        if not meta["name"].startswith(cls.name + "."):
+            raise ValueError(f"node {meta['name']} must start with '{cls.name}.'")
+        _REGISTRY[meta["name"]] = NodeSpec(service=cls.name, method=attr, **meta)
+    return cls
+
+
+def _load() -> None:
+    if not _SERVICES:
+        for module in SERVICE_MODULES:
+            importlib.import_module(module)
+
+
+def get_node(name: str) -> NodeSpec:
+    _load()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise NodeNotFound(name, sorted(_REGISTRY)) from None
+
+
+def all_nodes() -> list[NodeSpec]:
+    _load()
+    return [_REGISTRY[k] for k in sorted(_REGISTRY)]
+
+
+def get_service(name: str) -> type[Service]:
+    _load()
+    return _SERVICES[name]
+
+
+def all_services() -> list[type[Service]]:
+    _load()
+    return [_SERVICES[k] for k in sorted(_SERVICES)]

@@ -1,0 +1,117 @@
+"""Connecting to Ray and the long-lived service actors that hold the models.
+
+One generic actor class, :class:`ServiceHost`, hosts any service from ``actors/``; each
+service gets one named, detached actor with the resources its settings ask for, created
+on first use and reused by every workflow afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import ray
+
+from yivideo.errors import ResourceUnavailable
+from yivideo.nodes import NodeContext, get_node, get_service
+from yivideo.settings import Settings, get_settings
+
+CONTROLLER = "controller"
+
+
+def connect(address: str | None = None, settings: Settings | None = None, **init: Any) -> None:
+    """Join the cluster at ``address`` (or ``RAY_ADDRESS``), else start a local one.
+
+    With no address Ray first looks for a cluster started on this machine; if there is
+    none it starts one in this process: the embedded default.
+    """
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    settings = settings or get_settings()
+    if not (address or os.environ.get("RAY_ADDRESS")):
+        init.setdefault("include_dashboard", False)
+    ray.init(address=address, namespace=settings.namespace, log_to_driver=False, **init)
+
+
+def actor_name(service: str) -> str:
+    return f"service:{service}"
+
+
+def largest_gpu_node() -> float:
+    return max((n["Resources"].get("GPU", 0.0) for n in ray.nodes() if n["Alive"]), default=0.0)
+
+
+def get_service_actor(service: str, settings: Settings | None = None) -> ray.actor.ActorHandle:
+    """The service's actor, created on first use with resources from settings."""
+    settings = settings or get_settings()
+    opts = settings.actor_options(service)
+    if opts.num_gpus > 0:
+        have = largest_gpu_node()
+        if opts.num_gpus > have:
+            raise ResourceUnavailable(
+                f"service '{service}' asks for num_gpus={opts.num_gpus} but the largest node "
+                f"has {have} GPU; set actors.{service}.num_gpus=0 to run it on the CPU"
+            )
+    host = ray.remote(ServiceHost).options(
+        name=actor_name(service),
+        namespace=settings.namespace,
+        get_if_exists=True,
+        lifetime="detached",
+        num_cpus=opts.num_cpus,
+        num_gpus=opts.num_gpus,
+        max_concurrency=opts.max_concurrency,
+        max_restarts=opts.max_restarts,
+    )
+    return host.remote(service, settings.model_dump_json())
+
+
+class ServiceHost:
+    """A Ray actor holding one service instance (and so its loaded models)."""
+
+    def __init__(self, service: str, settings_json: str) -> None:
+        self.settings = Settings.model_validate_json(settings_json)
+        self.service = get_service(service)(self.settings)
+        self._controller: Any = None
+
+    def health(self) -> dict[str, Any]:
+        return {"alive": True, "pid": os.getpid(), **self.service.health()}
+
+    def _reporter(self, workflow_id: str, stage: str):
+        if self._controller is None:
+            self._controller = ray.get_actor(CONTROLLER, namespace=self.settings.namespace)
+        controller = self._controller
+
+        def report(fraction: float, message: str) -> None:
+            controller.report_progress.remote(workflow_id, stage, fraction, message)
+
+        return report
+
+    def run(
+        self,
+        node: str,
+        params: dict[str, Any],
+        bindings: list[tuple[str, str | None, Any]],
+        workflow_id: str,
+        stage: str,
+        *upstream: dict[str, Any],
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Run ``node``; returns (small metadata, outputs) as two objects.
+
+        ``bindings`` are ``(input, output_key, literal)``: with an output key the value is
+        taken from the next upstream object (Ray has already resolved it), else it is
+        the literal.
+        """
+        began = time.time()
+        spec = get_node(node)
+        values = iter(upstream)
+        kwargs = {name: next(values)[key] if key else literal for name, key, literal in bindings}
+        ctx = NodeContext(workflow_id, stage, report=self._reporter(workflow_id, stage))
+        outputs = getattr(self.service, spec.method)(ctx, spec.params(**params), **kwargs)
+        missing = set(spec.outputs) - set(outputs)
+        if missing:
+            raise RuntimeError(f"node {node} did not return {sorted(missing)}")
+        meta = {"began": began, "compute_s": time.time() - began, "artifacts": ctx.artifacts,
+                "pid": os.getpid()}
+        return meta, outputs

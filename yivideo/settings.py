@@ -1,0 +1,104 @@
+"""One settings model, read from ``config.yml`` and ``YIVIDEO_*`` environment variables.
+
+Environment variables win over the file; nested keys use ``__``
+(``YIVIDEO_ACTORS__ASR__NUM_GPUS=0.25``). The file is ``$YIVIDEO_CONFIG`` or ``./config.yml``.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+
+class ActorOptions(BaseModel):
+    """Ray resources of one service's actor."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    num_cpus: float = Field(1.0, ge=0, description="CPUs the actor holds")
+    num_gpus: float = Field(0.0, ge=0, description="GPU fraction, e.g. 0.25; 0 on CPU nodes")
+    max_concurrency: int = Field(1, ge=1, description="calls one actor runs at once")
+    max_restarts: int = Field(3, ge=-1, description="restarts after the actor process dies")
+
+
+def _default_actors() -> dict[str, ActorOptions]:
+    return {
+        "ffmpeg": ActorOptions(num_cpus=0.5, max_concurrency=4),
+        "asr": ActorOptions(num_cpus=1.0),
+        "subtitle": ActorOptions(num_cpus=0.25, max_concurrency=4),
+    }
+
+
+class ModelSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model_dirs: list[Path] = Field(
+        default_factory=list, description="directories searched for local models by name"
+    )
+    cache_dir: Path = Field(
+        Path("~/.cache/yivideo/models").expanduser(),
+        description="where models assembled from packages are kept",
+    )
+    allow_download: bool = Field(False, description="let libraries fetch models from a hub")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="YIVIDEO_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    namespace: str = Field("yivideo", description="Ray namespace of the named actors")
+    storage_dir: Path = Field(
+        Path("~/.cache/yivideo/storage").expanduser(),
+        description="artifacts and uploads, one folder per workflow",
+    )
+    workflow_ttl_s: float = Field(86400.0, gt=0, description="how long finished state is kept")
+    max_upload_mb: float = Field(2048.0, gt=0, description="largest accepted upload")
+    list_page_max: int = Field(100, ge=1, description="largest page of GET /v1/workflows")
+    actors: dict[str, ActorOptions] = Field(default_factory=_default_actors)
+    models: ModelSettings = Field(default_factory=ModelSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _YamlSource(settings_cls))
+
+    def actor_options(self, service: str) -> ActorOptions:
+        return self.actors.get(service) or _default_actors().get(service) or ActorOptions()
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = Path(os.environ.get("YIVIDEO_CONFIG", "config.yml"))
+        if not path.is_file():
+            return {}
+        data = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a mapping of settings")
+        actors = data.get("actors")
+        if isinstance(actors, dict):  # file entries refine the defaults, not replace them
+            merged = {k: v.model_dump() for k, v in _default_actors().items()}
+            for name, opts in actors.items():
+                merged[name] = {**merged.get(name, {}), **(opts or {})}
+            data["actors"] = merged
+        return data
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,226 @@
+"""Workflow configs and their compilation into a validated plan.
+
+Two forms, both checked completely before anything runs:
+
+* explicit: ``{"inputs": {"video": ...}, "stages": {name: {node, params, inputs}}}`` where an
+  input is a reference ``"<stage>.<output>"`` (or ``"<stage>"`` for its only output) or
+  ``"input.<name>"`` for a workflow input;
+* recipe: ``{"video_path": ..., "workflow_config": {capability: {strategy, provider, ...}}}``,
+  expanded into explicit stages by :mod:`yivideo.recipes`.
+
+Every problem is reported with the place it was found (``stages.asr.params.beam_size``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from graphlib import CycleError, TopologicalSorter
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from yivideo.errors import ConfigError, NodeNotFound
+from yivideo.nodes import NodeSpec, get_node
+
+WORKFLOW_INPUT = "input"
+_NAME = r"^[A-Za-z_][A-Za-z0-9_-]*$"
+
+
+class StageConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    node: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    inputs: dict[str, str] = Field(default_factory=dict)
+
+
+class WorkflowConfig(BaseModel):
+    """The explicit form."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    stages: dict[str, StageConfig]
+
+
+@dataclass(frozen=True)
+class Ref:
+    stage: str
+    output: str
+
+
+@dataclass
+class PlannedStage:
+    name: str
+    node: NodeSpec
+    params: dict[str, Any]
+    bindings: dict[str, Ref | Any]  # input name -> upstream output, or a literal workflow input
+
+    @property
+    def upstream(self) -> set[str]:
+        return {b.stage for b in self.bindings.values() if isinstance(b, Ref)}
+
+
+@dataclass
+class Plan:
+    inputs: dict[str, Any]
+    stages: dict[str, PlannedStage]
+    order: list[str]
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def consumers(self, stage: str) -> list[str]:
+        return [s.name for s in self.stages.values() if stage in s.upstream]
+
+
+_TYPE_WORDS = {
+    "int": "expected int", "float": "expected number", "bool": "expected bool",
+    "string": "expected string", "dict": "expected mapping", "list": "expected list",
+}
+
+
+def _pydantic_details(err: ValidationError, prefix: str) -> list[dict[str, str]]:
+    details = []
+    for e in err.errors():
+        loc = ".".join([prefix, *map(str, e["loc"])]) if e["loc"] else prefix
+        kind = e["type"].split("_")[0]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown field"
+        elif e["type"] == "missing":
+            msg = "required"
+        elif e["type"].endswith(("_type", "_parsing")) and kind in _TYPE_WORDS:
+            msg = f"{_TYPE_WORDS[kind]}, got {type(e.get('input')).__name__} {e.get('input')!r}"
+        else:
+            msg = e["msg"]
+        details.append({"loc": loc, "msg": msg})
+    return details
+
+
+def _raise(details: list[dict[str, str]]) -> None:
+    if details:
+        head = "; ".join(f"{d['loc']}: {d['msg']}" for d in details[:5])
+        more = f" (+{len(details) - 5} more)" if len(details) > 5 else ""
+        raise ConfigError(head + more, details)
+
+
+def load_config_text(text: str, source: str = "config") -> dict[str, Any]:
+    """Parse JSON or YAML text into a mapping."""
+    try:
+        data = yaml.safe_load(text)  # YAML is a superset of JSON
+    except yaml.YAMLError as e:
+        raise ConfigError.at(source, f"not valid JSON or YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError.at(source, "expected a mapping at the top level")
+    return data
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError.at(str(p), "config file not found")
+    return load_config_text(p.read_text(), str(p))
+
+
+def _parse_ref(text: str, loc: str, stages: dict[str, StageConfig], inputs: dict[str, Any]
+               ) -> Ref | None:
+    stage, _, output = text.partition(".")
+    if stage == WORKFLOW_INPUT:
+        if output not in inputs:
+            raise ConfigError.at(loc, f"unknown workflow input '{output}' (have: "
+                                      f"{', '.join(sorted(inputs)) or 'none'})")
+        return None
+    if stage not in stages:
+        raise ConfigError.at(loc, f"reference to unknown stage '{stage}'")
+    outputs = get_node(stages[stage].node).outputs
+    if not output:
+        if len(outputs) != 1:
+            raise ConfigError.at(loc, f"stage '{stage}' has outputs {sorted(outputs)}: name one")
+        output = next(iter(outputs))
+    if output not in outputs:
+        raise ConfigError.at(loc, f"stage '{stage}' has no output '{output}' "
+                                  f"(has: {', '.join(sorted(outputs))})")
+    return Ref(stage, output)
+
+
+def compile_explicit(data: dict[str, Any]) -> Plan:
+    """Validate the explicit form and build the plan."""
+    try:
+        cfg = WorkflowConfig.model_validate(data)
+    except ValidationError as e:
+        _raise(_pydantic_details(e, "workflow"))
+    if not cfg.stages:
+        raise ConfigError.at("stages", "at least one stage is required")
+    details: list[dict[str, str]] = []
+    planned: dict[str, PlannedStage] = {}
+    for name, st in cfg.stages.items():
+        loc = f"stages.{name}"
+        if name == WORKFLOW_INPUT or "." in name:
+            details.append({"loc": loc, "msg": f"'{name}' cannot name a stage"})
+            continue
+        try:
+            spec = get_node(st.node)
+        except NodeNotFound as e:
+            details.append({"loc": f"{loc}.node", "msg": e.details[0]["msg"]})
+            continue
+        try:
+            params = spec.params.model_validate(st.params).model_dump(mode="json")
+        except ValidationError as e:
+            details.extend(_pydantic_details(e, f"{loc}.params"))
+            params = {}
+        bindings: dict[str, Ref | Any] = {}
+        for key in st.inputs:
+            if key not in spec.inputs:
+                details.append({"loc": f"{loc}.inputs.{key}",
+                                "msg": f"unknown input (node {spec.name} takes: "
+                                       f"{', '.join(sorted(spec.inputs))})"})
+        for key, dtype in spec.inputs.items():
+            iloc = f"{loc}.inputs.{key}"
+            if key not in st.inputs:
+                if key not in spec.optional_inputs:
+                    details.append({"loc": iloc, "msg": f"required input of type '{dtype}'"})
+                continue
+            try:
+                ref = _parse_ref(st.inputs[key], iloc, cfg.stages, cfg.inputs)
+            except ConfigError as e:
+                details.extend(e.details)
+                continue
+            if ref is None:
+                bindings[key] = cfg.inputs[st.inputs[key].partition(".")[2]]
+                continue
+            have = get_node(cfg.stages[ref.stage].node).outputs[ref.output]
+            if have != dtype:
+                details.append({"loc": iloc, "msg": f"expected '{dtype}', but "
+                                f"{ref.stage}.{ref.output} is '{have}'"})
+            bindings[key] = ref
+        planned[name] = PlannedStage(name, spec, params, bindings)
+    _raise(details)
+    graph = {n: s.upstream for n, s in planned.items()}
+    try:
+        order = list(TopologicalSorter(graph).static_order())
+    except CycleError as e:
+        cycle = " -> ".join(e.args[1])
+        raise ConfigError.at("stages", f"cycle: {cycle}") from None
+    return Plan(inputs=cfg.inputs, stages=planned, order=order,
+                config=cfg.model_dump(mode="json"))
+
+
+def compile_config(data: dict[str, Any]) -> Plan:
+    """Compile either form (recipe form when ``workflow_config`` is present)."""
+    if "workflow_config" not in data:
+        return compile_explicit(data)
+    from yivideo.recipes import expand_recipe
+
+    explicit, origins = expand_recipe(data)
+    try:
+        plan = compile_explicit(explicit)
+    except ConfigError as e:
+        # point at the capability the user wrote, not the stage it expanded into
+        for d in e.details:
+            stage, _, rest = d["loc"].removeprefix("stages.").partition(".params")
+            if stage in origins and d["loc"].startswith("stages."):
+                d["loc"] = origins[stage] + rest
+        _raise(e.details)
+    plan.config = data
+    return plan
+

@@ -1,0 +1,100 @@
+"""One real Ray cluster per test session, started like a user would (`ray start --head`).
+
+A `ray start` cluster (rather than an in-process one) lets the same session test the
+job API (`ray job submit`), the CLI in a subprocess, Serve and the Python API. It gets
+one logical GPU so fractional placement can be tested on a CPU machine.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+STORAGE = Path(tempfile.mkdtemp(prefix="yivideo-test-storage-"))
+
+# Settings for every process of the cluster (raylet workers inherit this environment).
+os.environ.update(
+    RAY_USAGE_STATS_ENABLED="0",
+    RAY_AUTH_MODE="disabled",
+    YIVIDEO_STORAGE_DIR=str(STORAGE),
+    PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}",
+)
+
+
+def _ray(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "ray"), *args], capture_output=True, text=True,
+                          check=check, cwd=ROOT)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """Address of a running local cluster; the test process is connected to it."""
+    import ray
+
+    import yivideo
+
+    _ray("stop", "--force", check=False)
+    started = _ray("start", "--head", "--num-cpus=4", "--num-gpus=1",
+                   "--object-store-memory=500000000", "--include-dashboard=true",
+                   "--dashboard-host=127.0.0.1", "--disable-usage-stats", check=False)
+    if started.returncode != 0:
+        pytest.fail(f"ray start failed:\n{started.stdout}\n{started.stderr}")
+    yivideo.connect("auto")
+    yield "auto"
+    ray.shutdown()
+    _ray("stop", "--force", check=False)
+    shutil.rmtree(STORAGE, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def sample(tmp_path_factory):
+    """A short English video with speech and burnt-in subtitles, and its ground truth."""
+    from yivideo.testmedia import SENTENCES_EN, make_video
+
+    folder = tmp_path_factory.mktemp("media")
+    truth = make_video(folder / "sample.mp4", sentences=SENTENCES_EN[:4])
+    return truth
+
+
+@pytest.fixture(scope="session")
+def silent_video(tmp_path_factory):
+    from yivideo.testmedia import make_video
+
+    folder = tmp_path_factory.mktemp("silent")
+    return make_video(folder / "silent.mp4", sentences=["one two three"], speech=False)
+
+
+@pytest.fixture(scope="session")
+def mute_video(tmp_path_factory):
+    """A video with no audio stream at all."""
+    from yivideo.testmedia import make_video
+
+    folder = tmp_path_factory.mktemp("mute")
+    return make_video(folder / "mute.mp4", sentences=["one two three"], audio=False)
+
+
+@pytest.fixture(scope="session")
+def corrupt_file(tmp_path_factory):
+    from yivideo.testmedia import make_corrupt
+
+    return make_corrupt(tmp_path_factory.mktemp("corrupt") / "broken.mp4")
+
+
+def wait_until(predicate, timeout: float = 30.0, interval: float = 0.1):
+    """Poll ``predicate`` until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("condition not met in time")

@@ -1,0 +1,72 @@
+"""ffmpeg access on generated media with known content."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from yivideo import media
+from yivideo.errors import MediaError, NoAudioStream
+
+
+def test_probe_reports_streams(sample):
+    info = media.probe(sample.video)
+    assert info["duration"] == pytest.approx(sample.duration, abs=0.2)
+    assert info["video"] == {"codec": "h264", "width": 1280, "height": 720, "fps": 25.0}
+    assert info["audio"]["channels"] >= 1
+
+
+def test_decode_audio_is_16k_mono_float_and_loud_where_speech_is(sample):
+    audio = media.decode_audio(sample.video)
+    assert audio.sample_rate == 16000 and audio.samples.dtype == np.float32
+    assert audio.duration == pytest.approx(sample.duration, abs=0.2)
+    cue = sample.speech[0]
+    inside = audio.samples[int(cue.start * 16000): int(cue.end * 16000)]
+    before = audio.samples[: int(cue.start * 16000) - 1600]
+    assert np.sqrt(np.mean(inside**2)) > 10 * np.sqrt(np.mean(before**2)) + 1e-4
+
+
+def test_split_at_silence_cuts_only_in_gaps(sample):
+    audio = media.decode_audio(sample.video)
+    spans = media.split_at_silence(audio, max_chunk_s=5.0, min_silence_s=0.3)
+    assert spans[0].start == 0 and spans[-1].end == pytest.approx(audio.duration)
+    assert all(a.end == b.start for a, b in zip(spans, spans[1:], strict=False))
+    for cut in (s.end for s in spans[:-1]):
+        assert not any(c.start < cut < c.end for c in sample.speech), cut
+    assert len(spans) >= 2
+
+
+def test_split_fixed_windows(sample):
+    audio = media.decode_audio(sample.video)
+    spans = media.split_fixed(audio, 2.0)
+    assert [s.end - s.start for s in spans[:-1]] == [2.0] * (len(spans) - 1)
+    assert spans[-1].end == pytest.approx(audio.duration)
+
+
+def test_frames_and_keyframes(sample):
+    frames = media.extract_frames(sample.video, fps=2, width=320)
+    assert frames.images.shape[1:] == (180, 320, 3)
+    assert len(frames) == pytest.approx(sample.duration * 2, abs=2)
+    keys = media.keyframes(sample.video, width=160)
+    assert len(keys) >= 1 and keys.timestamps[0] == pytest.approx(0, abs=0.05)
+    assert np.all(np.diff(keys.timestamps) > 0)
+
+
+def test_wav_encoding_round_trips(sample, tmp_path):
+    audio = media.decode_audio(sample.video)
+    path = tmp_path / "a.wav"
+    path.write_bytes(media.encode_wav(audio))
+    again = media.decode_audio(path)
+    assert again.duration == pytest.approx(audio.duration, abs=0.01)
+
+
+def test_clear_errors(tmp_path, corrupt_file, mute_video):
+    with pytest.raises(MediaError, match="file not found"):
+        media.probe(tmp_path / "missing.mp4")
+    with pytest.raises(MediaError, match="not a readable media file"):
+        media.probe(corrupt_file)
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    with pytest.raises(MediaError, match="empty file"):
+        media.probe(tmp_path / "empty.mp4")
+    with pytest.raises(NoAudioStream, match="no audio stream"):
+        media.decode_audio(mute_video.video)

@@ -1,0 +1,157 @@
+"""Config validation and plan compilation: every error names its place."""
+
+from __future__ import annotations
+
+import pytest
+
+from yivideo.client import build_request
+from yivideo.errors import ConfigError
+from yivideo.workflow import compile_config, load_config_text
+
+
+def explicit(**stages):
+    return {"inputs": {"video": "/v.mp4"}, "stages": stages}
+
+
+AUDIO = {"node": "ffmpeg.extract_audio", "inputs": {"video": "input.video"}}
+
+
+def error_of(config) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        compile_config(config)
+    return info.value
+
+
+def test_valid_explicit_plan_orders_stages_and_binds_refs():
+    plan = compile_config(explicit(
+        asr={"node": "asr.transcribe", "inputs": {"audio": "audio.audio"},
+             "params": {"beam_size": 2}},
+        audio=AUDIO,
+    ))
+    assert plan.order.index("audio") < plan.order.index("asr")
+    assert plan.stages["asr"].upstream == {"audio"}
+    assert plan.stages["asr"].params["beam_size"] == 2
+    assert plan.stages["audio"].bindings == {"video": "/v.mp4"}
+
+
+def test_short_reference_to_a_single_output_stage():
+    plan = compile_config(explicit(
+        audio=AUDIO, asr={"node": "asr.transcribe", "inputs": {"audio": "audio"}}))
+    assert plan.stages["asr"].bindings["audio"].output == "audio"
+
+
+@pytest.mark.parametrize("config, loc, words", [
+    (explicit(audio=AUDIO, asr={"node": "asr.transcribe", "inputs": {"audio": "audio"},
+                                "params": {"beam_size": "five"}}),
+     "stages.asr.params.beam_size", "expected int"),
+    (explicit(audio={**AUDIO, "params": {"colour": 1}}),
+     "stages.audio.params.colour", "unknown field"),
+    (explicit(x={"node": "ffmpeg.nope", "inputs": {}}), "stages.x.node", "unknown node"),
+    (explicit(asr={"node": "asr.transcribe"}), "stages.asr.inputs.audio", "required input"),
+    (explicit(asr={"node": "asr.transcribe", "inputs": {"audio": "ghost.audio"}}),
+     "stages.asr.inputs.audio", "unknown stage 'ghost'"),
+    (explicit(audio=AUDIO, asr={"node": "asr.transcribe", "inputs": {"audio": "audio.x"}}),
+     "stages.asr.inputs.audio", "no output 'x'"),
+    (explicit(probe={"node": "ffmpeg.probe", "inputs": {"video": "input.film"}}),
+     "stages.probe.inputs.video", "unknown workflow input 'film'"),
+    (explicit(audio=AUDIO, asr={"node": "asr.transcribe", "inputs": {"audio": "audio",
+                                                                       "extra": "audio"}}),
+     "stages.asr.inputs.extra", "unknown input"),
+    (explicit(probe={"node": "ffmpeg.probe", "inputs": {"video": "input.video"}},
+              asr={"node": "asr.transcribe", "inputs": {"audio": "probe.info"}}),
+     "stages.asr.inputs.audio", "expected 'audio'"),
+    (explicit(audio={**AUDIO, "bogus": 1}), "workflow.stages.audio.bogus", "unknown field"),
+])
+def test_explicit_errors_name_the_place(config, loc, words):
+    err = error_of(config)
+    assert err.details[0]["loc"] == loc, err.details
+    assert words in err.details[0]["msg"]
+    assert err.message.startswith(loc)
+
+
+def test_cycle_is_reported():
+    config = {"inputs": {"t": {}}, "stages": {
+        "a": {"node": "subtitle.mux", "inputs": {"video": "b.video", "events": "c.events"}},
+        "b": {"node": "subtitle.mux", "inputs": {"video": "a.video", "events": "c.events"}},
+        "c": {"node": "subtitle.write", "inputs": {"transcript": "input.t"}},
+    }}
+    err = error_of(config)
+    assert err.details[0]["loc"] == "stages"
+    assert "cycle" in err.message and "a" in err.message and "b" in err.message
+
+
+def test_all_problems_are_listed_together():
+    err = error_of(explicit(
+        a={"node": "ffmpeg.extract_audio", "params": {"sample_rate": "x"}},
+        b={"node": "nope.nope"},
+    ))
+    locs = {d["loc"] for d in err.details}
+    assert {"stages.a.params.sample_rate", "stages.a.inputs.video", "stages.b.node"} <= locs
+
+
+@pytest.mark.parametrize("workflow_config, loc, words", [
+    ({"teleport": {}}, "workflow_config.teleport", "unknown capability"),
+    ({"subtitle_generation": {"strategy": "telepathy", "provider": "faster_whisper"}},
+     "workflow_config.subtitle_generation.strategy", "unknown strategy 'telepathy'"),
+    ({"subtitle_generation": {"strategy": "asr", "provider": "whisperx"}},
+     "workflow_config.subtitle_generation.provider", "unknown provider 'whisperx'"),
+    ({"subtitle_generation": {"strategy": "asr", "provider": "faster_whisper",
+                              "beam_size": "wide"}},
+     "workflow_config.subtitle_generation.beam_size", "expected int"),
+    ({"audio_extraction": "yes"}, "workflow_config.audio_extraction", "expected a mapping"),
+])
+def test_recipe_errors_point_at_the_request(workflow_config, loc, words):
+    err = error_of({"video_path": "/v.mp4", "workflow_config": workflow_config})
+    assert err.details[0]["loc"] == loc, err.details
+    assert words in err.details[0]["msg"]
+
+
+def test_recipe_missing_video_path():
+    err = error_of({"workflow_config": {"audio_extraction": {}}})
+    assert err.details[0]["loc"] == "request.video_path"
+
+
+def test_recipe_expands_into_shared_stages():
+    plan = compile_config({"video_path": "/v.mp4", "workflow_config": {
+        "subtitle_generation": {"strategy": "asr", "provider": "faster_whisper",
+                                "model": "tiny.en", "formats": ["srt"]},
+        "audio_split": {"strategy": "silence", "provider": "ffmpeg", "window_s": 20},
+    }})
+    assert set(plan.stages) == {"probe", "audio", "asr", "subtitles", "chunks"}
+    assert plan.stages["chunks"].upstream == {"audio"} == plan.stages["asr"].upstream
+    assert plan.stages["subtitles"].params["formats"] == ["srt"]
+    assert plan.stages["chunks"].params["window_s"] == 20
+
+
+def test_yaml_and_json_give_the_same_plan():
+    yml = """
+inputs: {video: /v.mp4}
+stages:
+  audio: {node: ffmpeg.extract_audio, inputs: {video: input.video}}
+"""
+    js = '{"inputs": {"video": "/v.mp4"}, "stages": {"audio": ' \
+         '{"node": "ffmpeg.extract_audio", "inputs": {"video": "input.video"}}}}'
+    assert compile_config(load_config_text(yml)).config == \
+        compile_config(load_config_text(js)).config
+
+
+def test_broken_text_is_a_config_error():
+    with pytest.raises(ConfigError, match="not valid JSON or YAML"):
+        load_config_text("stages: [unclosed")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_config_text("- a list")
+
+
+def test_build_request_overrides(tmp_path):
+    req = build_request("subtitles", tmp_path / "v.mp4",
+                        ["subtitle_generation.beam_size=3", "audio_extraction=true"])
+    assert req["workflow_config"]["subtitle_generation"]["beam_size"] == 3
+    assert req["workflow_config"]["audio_extraction"] == {}
+    assert req["video_path"] == str((tmp_path / "v.mp4").resolve())
+    compile_config(req)
+    off = build_request("audio", "v.mp4", ["audio_split=false"])
+    assert "audio_split" not in off["workflow_config"]
+    with pytest.raises(ConfigError, match="key=value"):
+        build_request("audio", "v.mp4", ["nonsense"])
+    with pytest.raises(ConfigError, match="neither a recipe"):
+        build_request("no-such-recipe", "v.mp4")

@@ -5,8 +5,6 @@ workflows live in the engine's controller actor, so replicas can come and go.
 Run with ``yivideo serve`` or ``serve run serve_app:app``.
 """
 
-from __future__ import annotations
-
 import shutil
 import uuid
 from pathlib import Path

@@ -26,6 +26,7 @@ os.environ.update(
     RAY_USAGE_STATS_ENABLED="0",
     RAY_AUTH_MODE="disabled",
     YIVIDEO_STORAGE_DIR=str(STORAGE),
+    YIVIDEO_MAX_UPLOAD_MB="8",
     PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}",
 )
 

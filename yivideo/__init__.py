@@ -3,12 +3,12 @@
 from yivideo.client import (
     WorkflowResult,
     build_request,
-    validate_request,
     cancel,
     download,
     get,
     run,
     submit,
+    validate_request,
     wait,
 )
 from yivideo.errors import ConfigError, YiVideoError

@@ -1,0 +1,142 @@
+"""The HTTP API through a running Ray Serve application."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from tests.conftest import wait_until
+
+
+@pytest.fixture(scope="module")
+def api(ray_cluster):
+    from ray import serve
+
+    from serve_app import build_app
+
+    serve.start(http_options={"host": "127.0.0.1", "port": 8000})
+    serve.run(build_app(), name="yivideo", route_prefix="/")
+    with httpx.Client(base_url="http://127.0.0.1:8000", timeout=60) as client:
+        yield client
+    serve.delete("yivideo")
+
+
+def finished(api, wid, timeout=120):
+    def done():
+        data = api.get(f"/v1/workflows/{wid}").json()["data"]
+        return data if data["status"] in ("succeeded", "failed", "cancelled") else None
+
+    return wait_until(done, timeout)
+
+
+def test_health(api):
+    body = api.get("/health").json()
+    assert body["success"] is True and body["error"] is None
+    assert body["data"]["controller"] == "ok"
+    assert set(body["data"]["services"]) >= {"ffmpeg", "asr", "subtitle"}
+
+
+def test_nodes_lists_schemas(api):
+    data = api.get("/v1/nodes").json()["data"]
+    nodes = {n["name"]: n for n in data["nodes"]}
+    assert nodes["ffmpeg.extract_audio"]["outputs"] == {"audio": "audio"}
+    assert "sample_rate" in nodes["ffmpeg.extract_audio"]["params"]["properties"]
+    assert "subtitles" in data["recipes"]
+    assert "subtitle_generation" in data["capabilities"]
+
+
+def test_submit_returns_at_once_then_succeeds_and_serves_artifacts(api, sample):
+    began = time.monotonic()
+    resp = api.post("/v1/workflows", json={"video_path": str(sample.video), "workflow_config": {
+        "audio_extraction": {"strategy": "decode", "provider": "ffmpeg"}}})
+    assert resp.status_code == 202, resp.text
+    wid = resp.json()["data"]["id"]
+    state = finished(api, wid)
+    assert state["status"] == "succeeded", state
+    elapsed = time.monotonic() - began
+    names = {a["name"] for a in state["artifacts"]}
+    assert names == {"media.json", "audio.wav"}
+    wav = api.get(f"/v1/workflows/{wid}/artifacts/audio.wav")
+    assert wav.status_code == 200 and wav.content[:4] == b"RIFF"
+    assert elapsed < 120
+    listed = api.get("/v1/workflows", params={"limit": 5}).json()["data"]
+    assert wid in [w["id"] for w in listed["items"]]
+
+
+def test_yaml_body_is_accepted(api, sample):
+    body = f"video_path: {sample.video}\nworkflow_config:\n  keyframes: {{width: 64}}\n"
+    resp = api.post("/v1/workflows", content=body, headers={"content-type": "application/yaml"})
+    assert resp.status_code == 202, resp.text
+    assert finished(api, resp.json()["data"]["id"])["status"] == "succeeded"
+
+
+@pytest.mark.parametrize("body, loc", [
+    ({"inputs": {"video": "/v.mp4"}, "stages": {"asr": {
+        "node": "asr.transcribe", "inputs": {"audio": "input.video"},
+        "params": {"beam_size": "x"}}}}, "stages.asr.params.beam_size"),
+    ({"video_path": "/v.mp4", "workflow_config": {"nope": {}}}, "workflow_config.nope"),
+    ({"video_path": "/v.mp4"}, "workflow.stages"),
+])
+def test_invalid_config_is_422_with_the_place(api, body, loc):
+    resp = api.post("/v1/workflows", json=body)
+    assert resp.status_code == 422
+    env = resp.json()
+    assert env["success"] is False and env["data"] is None
+    assert env["error"]["code"] == "invalid_config"
+    assert env["error"]["details"][0]["loc"] == loc
+    assert env["error"]["message"].startswith(loc)
+
+
+def test_not_json_is_422(api):
+    resp = api.post("/v1/workflows", content=b"{not: [json", headers={"content-type":
+                                                                       "application/json"})
+    assert resp.status_code == 422
+    assert resp.json()["error"]["code"] == "invalid_config"
+    assert "not valid JSON or YAML" in resp.json()["error"]["message"]
+
+
+def test_unknown_ids_are_404(api):
+    for path in ("/v1/workflows/nope", "/v1/workflows/nope/artifacts/a.srt"):
+        resp = api.get(path)
+        assert resp.status_code == 404
+        assert resp.json()["error"]["code"] == "not_found"
+
+
+def test_failed_stage_shows_failed_with_reason(api, tmp_path):
+    resp = api.post("/v1/workflows", json={"video_path": str(tmp_path / "gone.mp4"),
+                                           "workflow_config": {"audio_extraction": {}}})
+    state = finished(api, resp.json()["data"]["id"])
+    assert state["status"] == "failed"
+    assert "file not found" in state["error"]["message"]
+
+
+def test_upload_then_use_the_file(api, sample):
+    with open(sample.video, "rb") as fh:
+        resp = api.post("/v1/files", files={"file": ("clip.mp4", fh, "video/mp4")})
+    assert resp.status_code == 201, resp.text
+    path = resp.json()["data"]["path"]
+    assert path.endswith("clip.mp4")
+    wid = api.post("/v1/workflows", json={"video_path": path, "workflow_config": {
+        "audio_extraction": {}}}).json()["data"]["id"]
+    assert finished(api, wid)["status"] == "succeeded"
+
+
+def test_upload_over_the_limit_is_413(api):
+    big = b"\0" * (9 * 1024 * 1024)  # the test cluster's limit is 8 MB (conftest)
+    resp = api.post("/v1/files", files={"file": ("big.mp4", big)})
+    assert resp.status_code == 413
+    assert resp.json()["error"]["code"] == "too_large"
+
+
+def test_openapi_docs(api):
+    schema = api.get("/openapi.json").json()
+    assert "/v1/workflows" in schema["paths"] and "/v1/files" in schema["paths"]
+    assert api.get("/docs").status_code == 200
+
+
+def test_gpu_status(api):
+    data = api.get("/v1/gpu-locks/status").json()["data"]
+    assert data["total"] == 1.0
+    assert 0 <= data["available"] <= 1.0

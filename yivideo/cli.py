@@ -125,6 +125,9 @@ def main(argv: list[str] | None = None) -> int:
     except YiVideoError as e:
         print(f"error: {e.message}", file=sys.stderr)
         return 1
+    except ConnectionError as e:  # no cluster at the given address
+        print(f"error: cannot reach the Ray cluster: {e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -1,0 +1,23 @@
+"""Subtitle service: segment timed words into events and write them in subtitle formats."""
+
+from yivideo.subtitles.formats import FORMATS, parse, render, to_ssafile, transcript_json
+from yivideo.subtitles.segment import (
+    DEFAULT_RULES,
+    SegmentationRules,
+    join_lines,
+    segment_words,
+    segments_to_events,
+)
+
+__all__ = [
+    "DEFAULT_RULES",
+    "FORMATS",
+    "SegmentationRules",
+    "join_lines",
+    "parse",
+    "render",
+    "segment_words",
+    "segments_to_events",
+    "to_ssafile",
+    "transcript_json",
+]

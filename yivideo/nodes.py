@@ -139,9 +139,9 @@ def register_service(cls: type[Service]) -> type[Service]:
 
 
 def _load() -> None:
-    if not _SERVICES:
-        for module in SERVICE_MODULES:
-            importlib.import_module(module)
+    # importing is idempotent, so a service imported directly elsewhere is no problem
+    for module in SERVICE_MODULES:
+        importlib.import_module(module)
 
 
 def get_node(name: str) -> NodeSpec:

@@ -79,12 +79,15 @@ class ServiceHost:
         return {"alive": True, "pid": os.getpid(), **self.service.health()}
 
     def _reporter(self, workflow_id: str, stage: str):
-        if self._controller is None:
-            self._controller = ray.get_actor(CONTROLLER, namespace=self.settings.namespace)
-        controller = self._controller
-
         def report(fraction: float, message: str) -> None:
-            controller.report_progress.remote(workflow_id, stage, fraction, message)
+            # progress is best effort: a missing controller must not fail the stage
+            if self._controller is None:
+                try:
+                    self._controller = ray.get_actor(CONTROLLER,
+                                                     namespace=self.settings.namespace)
+                except ValueError:
+                    return
+            self._controller.report_progress.remote(workflow_id, stage, fraction, message)
 
         return report
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 
@@ -47,6 +47,16 @@ class ModelSettings(BaseModel):
     )
     allow_download: bool = Field(False, description="let libraries fetch models from a hub")
 
+    @field_validator("cache_dir")
+    @classmethod
+    def _expand(cls, v: Path) -> Path:
+        return v.expanduser()
+
+    @field_validator("model_dirs")
+    @classmethod
+    def _expand_all(cls, v: list[Path]) -> list[Path]:
+        return [p.expanduser() for p in v]
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
@@ -74,6 +84,11 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, _YamlSource(settings_cls))
+
+    @field_validator("storage_dir")
+    @classmethod
+    def _expand(cls, v: Path) -> Path:
+        return v.expanduser()
 
     def actor_options(self, service: str) -> ActorOptions:
         return self.actors.get(service) or _default_actors().get(service) or ActorOptions()

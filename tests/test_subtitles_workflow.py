@@ -85,6 +85,10 @@ def test_python_api_returns_transcript_objects(subtitles):
     _, result = subtitles
     events = result.output("subtitles")["events"]
     assert events and all(e.end > e.start for e in events)
+    transcript = result.output("asr")["transcript"]
+    assert transcript.language == "en" and transcript.words
+    with pytest.raises(yivideo.YiVideoError, match="no finished stage"):
+        result.output("audio")  # bulky audio consumed by asr is freed
 
 
 def test_burn_and_mux_nodes(sample, tmp_path):

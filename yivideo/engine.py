@@ -26,6 +26,7 @@ from yivideo.settings import Settings, get_settings
 from yivideo.workflow import Plan, Ref, compile_config
 
 FINAL = {"succeeded", "failed", "cancelled"}
+HEAVY_TYPES = {"audio", "frames"}
 
 
 def _error(exc: BaseException) -> dict[str, str]:
@@ -221,10 +222,14 @@ class Controller:
             listed.append({"name": name, "stage": stage, "size": len(data)})
 
     def _keep_final_outputs(self, wid: str, plan: Plan) -> None:
-        """Drop intermediate outputs (audio, frames ...) once nothing downstream needs them."""
+        """Free bulky intermediate data (audio, frames) once its consumers are done.
+
+        Small results (transcripts, events, media facts) stay for the Python API.
+        """
         refs = self.outputs.get(wid, {})
         for name in list(refs):
-            if plan.consumers(name):
+            bulky = HEAVY_TYPES & set(plan.stages[name].node.outputs.values())
+            if bulky and plan.consumers(name):
                 del refs[name]
 
     # ---- state bookkeeping -----------------------------------------------------

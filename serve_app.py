@@ -5,15 +5,17 @@ workflows live in the engine's controller actor, so replicas can come and go.
 Run with ``yivideo serve`` or ``serve run serve_app:app``.
 """
 
+import json
 import shutil
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import ray
 from fastapi import FastAPI, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from ray import serve
 
 from yivideo.engine import get_controller
@@ -118,7 +120,29 @@ class Ingress:
 
     @api.delete("/v1/workflows/{wid}")
     async def cancel_workflow(self, wid: str) -> JSONResponse:
+        """Cancel: queued stages never start, running ones stop at their next check."""
         return ok(await self.controller.cancel.remote(wid))
+
+    @api.post("/v1/workflows/{wid}/retry", status_code=202)
+    async def retry_workflow(self, wid: str) -> JSONResponse:
+        """Run a failed or cancelled workflow again, reusing the stages that succeeded."""
+        return ok(await self.controller.retry.remote(wid), 202)
+
+    @api.get("/v1/workflows/{wid}/events")
+    async def events(self, wid: str) -> StreamingResponse:
+        """Server-Sent Events: the workflow's state at every change, until it is final."""
+        first = await self.controller.get.remote(wid)  # 404 before the stream starts
+
+        async def stream() -> AsyncIterator[str]:
+            state = first
+            while True:
+                yield f"event: state\ndata: {json.dumps(state, default=str)}\n\n"
+                if state["status"] in ("succeeded", "failed", "cancelled"):
+                    return
+                state = await self.controller.wait.remote(wid, 15.0)
+
+        return StreamingResponse(stream(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache"})
 
     @api.get("/v1/workflows/{wid}/artifacts/{name}")
     async def artifact(self, wid: str, name: str) -> Response:
@@ -150,13 +174,8 @@ class Ingress:
 
     @api.get("/v1/gpu-locks/status")
     async def gpu_status(self) -> JSONResponse:
-        """GPUs in the cluster: total, free, and which services ask for which fraction."""
-        total = ray.cluster_resources().get("GPU", 0.0)
-        free = ray.available_resources().get("GPU", 0.0)
-        holders = {name: opts.num_gpus for name, opts in self.settings.actors.items()
-                   if opts.num_gpus > 0}
-        return ok({"total": total, "available": free, "allocated": round(total - free, 4),
-                   "services": holders})
+        """GPUs: total, free, which service actors hold which fraction, which stages wait."""
+        return ok(await self.controller.gpu_status.remote())
 
 
 def build_app() -> serve.Application:

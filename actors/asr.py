@@ -11,6 +11,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -232,6 +233,16 @@ class ASRService(Service):
             for (path, device, compute_type, threads), entry in self._models.items()
         ]
         return {"service": self.name, "models": models}
+
+    @classmethod
+    def identity(cls, settings: Any, params: dict[str, Any]) -> str:
+        """The resolved weights (path, size, mtime) of the requested model."""
+        path = Path(resolve_model(params.get("model", "tiny.en"), settings.models))
+        weights = path / "model.bin"
+        if not weights.is_file():
+            return str(path)
+        st = weights.stat()
+        return f"{weights}:{st.st_size}:{st.st_mtime_ns}"
 
     def _check_language(self, params: TranscribeParams, languages: list[str]) -> None:
         """Reject a language or task the model cannot do. ``["en"]``: English-only."""

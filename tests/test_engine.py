@@ -16,6 +16,8 @@ from yivideo.runtime import actor_name, get_service_actor
 from yivideo.settings import Settings
 from yivideo.types import Audio
 
+from .conftest import wait_until
+
 pytestmark = pytest.mark.usefixtures("ray_cluster")
 
 
@@ -111,30 +113,44 @@ def test_unknown_workflow_is_not_found():
         yivideo.get("no-such-id")
 
 
-def test_cancel_stops_a_running_workflow(tmp_path):
-    from yivideo.testmedia import make_video
+@pytest.fixture(scope="module")
+def long_speech(tmp_path_factory):
+    from yivideo.testmedia import SENTENCES_EN, make_video
 
-    truth = make_video(tmp_path / "long.mp4", sentences=["a long clip"], duration_min=40,
-                       burn_subtitles=False, width=640, height=360)
-    frames = {"node": "ffmpeg.extract_frames", "inputs": {"video": "input.video"},
-              "params": {"fps": 25, "width": 32}}
-    wid = yivideo.submit(explicit(truth.video, frames=frames))
-    time.sleep(0.5)
+    folder = tmp_path_factory.mktemp("long")
+    return make_video(folder / "long.mp4", sentences=SENTENCES_EN, duration_min=90,
+                      burn_subtitles=False, width=320, height=180)
+
+
+def subtitles_of(video, **options):
+    return {"video_path": str(video), "options": options,
+            "workflow_config": {"subtitle_generation": {"formats": ["srt"]}}}
+
+
+def test_cancel_really_stops_the_running_stage(long_speech):
+    wid = yivideo.submit(subtitles_of(long_speech.video, cache=False))
+    wait_until(lambda: yivideo.get(wid)["stages"]["asr"]["status"] == "running", 60)
     state = yivideo.cancel(wid)
     assert state["status"] == "cancelled"
-    assert state["stages"]["frames"]["status"] == "cancelled"
+    assert state["stages"]["asr"]["status"] == "cancelled"
+    assert state["stages"]["subtitles"]["status"] == "cancelled"
+    asr = get_service_actor("asr")
+    # the actor itself reports that the stage stopped (not merely marked cancelled)
+    wait_until(lambda: [wid, "asr"] in [list(k) for k in ray.get(asr.health.remote())[
+        "stopped"]], 30)
 
 
-def test_state_expires_after_ttl(sample):
+def test_state_expires_after_ttl(sample, tmp_path):
     """A private controller with a short TTL forgets finished workflows and their files."""
 
     async def scenario():
-        controller = Controller(Settings(workflow_ttl_s=0.5).model_dump_json())
+        settings = Settings(workflow_ttl_s=0.5, storage_dir=tmp_path)
+        controller = Controller(settings.model_dump_json())
         wid = await controller.submit(explicit(
             sample.video, p={"node": "ffmpeg.probe", "inputs": {"video": "input.video"}}))
         while controller.get(wid)["status"] not in ("succeeded", "failed"):
             await controller.wait(wid, 1.0)
-        folder = controller._dir(wid)
+        folder = controller.root / wid
         assert controller.get(wid)["status"] == "succeeded" and folder.exists()
         assert controller.list()["total"] == 1
         await asyncio.sleep(0.6)

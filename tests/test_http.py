@@ -77,7 +77,7 @@ def test_yaml_body_is_accepted(api, sample):
         "node": "asr.transcribe", "inputs": {"audio": "input.video"},
         "params": {"beam_size": "x"}}}}, "stages.asr.params.beam_size"),
     ({"video_path": "/v.mp4", "workflow_config": {"nope": {}}}, "workflow_config.nope"),
-    ({"video_path": "/v.mp4"}, "workflow.stages"),
+    ({"video_path": "/v.mp4"}, "stages"),
 ])
 def test_invalid_config_is_422_with_the_place(api, body, loc):
     resp = api.post("/v1/workflows", json=body)

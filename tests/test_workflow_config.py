@@ -60,7 +60,7 @@ def test_short_reference_to_a_single_output_stage():
     (explicit(probe={"node": "ffmpeg.probe", "inputs": {"video": "input.video"}},
               asr={"node": "asr.transcribe", "inputs": {"audio": "probe.info"}}),
      "stages.asr.inputs.audio", "expected 'audio'"),
-    (explicit(audio={**AUDIO, "bogus": 1}), "workflow.stages.audio.bogus", "unknown field"),
+    (explicit(audio={**AUDIO, "bogus": 1}), "stages.audio.bogus", "unknown field"),
 ])
 def test_explicit_errors_name_the_place(config, loc, words):
     err = error_of(config)
@@ -108,7 +108,7 @@ def test_recipe_errors_point_at_the_request(workflow_config, loc, words):
 
 def test_recipe_missing_video_path():
     err = error_of({"workflow_config": {"audio_extraction": {}}})
-    assert err.details[0]["loc"] == "request.video_path"
+    assert err.details[0]["loc"] == "video_path"
 
 
 def test_recipe_expands_into_shared_stages():
@@ -155,3 +155,14 @@ def test_build_request_overrides(tmp_path):
         build_request("audio", "v.mp4", ["nonsense"])
     with pytest.raises(ConfigError, match="neither a recipe"):
         build_request("no-such-recipe", "v.mp4")
+
+
+def test_options_are_validated_in_both_forms():
+    plan = compile_config({"video_path": "/v.mp4", "workflow_config": {"audio_extraction": {}},
+                           "options": {"cache": False}})
+    assert plan.options.cache is False
+    err = error_of({"inputs": {"video": "/v"}, "stages": {"a": AUDIO}, "options": {"cach": 1}})
+    assert err.details[0]["loc"] == "options.cach"
+    err = error_of({"video_path": "/v.mp4", "workflow_config": {"audio_extraction": {}},
+                    "options": {"cache": "maybe"}})
+    assert err.details[0]["loc"] == "options.cache"

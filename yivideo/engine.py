@@ -1,11 +1,16 @@
 """The engine: one named async actor that owns workflow state and runs plans.
 
 It is the single owner of state (front doors keep none), so an HTTP replica, a CLI
-or a notebook all see the same workflows. A plan becomes Ray calls on the service
-actors: each stage is submitted when its upstream stages have finished, with their
-outputs passed as ObjectRefs, so data moves through the object store and never
-through this actor. State machine: ``pending -> running -> succeeded | failed |
-cancelled``; stages are ``pending | running | succeeded | failed | skipped | cancelled``.
+or a notebook all see the same workflows, and it saves every state change to disk so
+that a restarted controller still knows them (see :mod:`yivideo.state`). A plan
+becomes Ray calls on the service actors: each stage is submitted when its upstream
+stages have finished, with their outputs passed as ObjectRefs, so data moves through
+the object store and never through this actor.
+
+Workflow: ``pending -> running -> succeeded | failed | cancelled``.
+Stage: ``pending -> queued (waiting for its actor) -> running -> succeeded | failed |
+skipped | cancelled``. A stage that crashes its actor or raises an unexpected error is
+tried again (``stage_attempts``); a :class:`YiVideoError` (bad input) is final at once.
 """
 
 from __future__ import annotations
@@ -14,63 +19,85 @@ import asyncio
 import shutil
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 import ray
-from ray.exceptions import RayTaskError, TaskCancelledError
 
-from yivideo.errors import NotFound, YiVideoError
+from yivideo import state as records
+from yivideo.cache import ResultCache, literal_key, stage_key
+from yivideo.errors import Cancelled, ConfigError, NotFound, YiVideoError
+from yivideo.nodes import get_service
 from yivideo.runtime import CONTROLLER, get_service_actor
 from yivideo.settings import Settings, get_settings
+from yivideo.state import FINAL
 from yivideo.workflow import Plan, Ref, compile_config
 
-FINAL = {"succeeded", "failed", "cancelled"}
+#: Output types too bulky to keep once their consumers are done.
 HEAVY_TYPES = {"audio", "frames"}
+
+
+def _cause(exc: BaseException) -> BaseException:
+    cause = getattr(exc, "cause", None)
+    return cause if isinstance(exc, ray.exceptions.RayTaskError) and cause else exc
 
 
 def _error(exc: BaseException) -> dict[str, str]:
     """A stage's exception as ``{type, code, message}``, unwrapped from Ray's envelope."""
-    if isinstance(exc, RayTaskError) and exc.cause is not None:
-        exc = exc.cause
-    code = exc.code if isinstance(exc, YiVideoError) else "internal"
-    message = exc.message if isinstance(exc, YiVideoError) else str(exc).strip()
-    return {"type": type(exc).__name__, "code": code, "message": message[-2000:]}
+    exc = _cause(exc)
+    if isinstance(exc, YiVideoError):
+        return {"type": type(exc).__name__, "code": exc.code, "message": exc.message}
+    if isinstance(exc, ray.exceptions.RayActorError):
+        return {"type": type(exc).__name__, "code": "actor_died",
+                "message": "the service actor died while running this stage"}
+    return {"type": type(exc).__name__, "code": "internal", "message": str(exc)[-2000:]}
+
+
+def _retryable(exc: BaseException) -> bool:
+    """Crashes and unexpected errors may pass; a YiVideoError (bad input) will not."""
+    return not isinstance(_cause(exc), YiVideoError)
 
 
 class Controller:
-    """Named actor ``controller``: workflow state, orchestration, artifacts."""
+    """Named actor ``controller``: workflow state, orchestration, artifacts, cache."""
 
     def __init__(self, settings_json: str) -> None:
         self.settings = Settings.model_validate_json(settings_json)
-        self.states: dict[str, dict[str, Any]] = {}
+        self.root = self.settings.storage_dir / "workflows"
+        self.states = records.recover(self.root)
         self.outputs: dict[str, dict[str, ray.ObjectRef]] = {}
+        self.running: dict[str, dict[str, Any]] = {}  # wid -> stage -> in-flight call
         self.tasks: dict[str, asyncio.Task] = {}
         self.changed: dict[str, asyncio.Event] = {}
         self.actors: dict[str, Any] = {}
+        self.cache = ResultCache(self.settings.storage_dir / "cache",
+                                 self.settings.cache_max_entries, self.settings.cache_ttl_s)
 
     # ---- front-door calls -------------------------------------------------------
     async def submit(self, config: dict[str, Any], owner: str = "") -> str:
         """Validate ``config`` and start it in the background; returns its id."""
         self._expire()
-        plan = compile_config(config)  # raises ConfigError before anything runs
+        plan = self._compile(config)
         wid = uuid.uuid4().hex
-        now = time.time()
-        self.states[wid] = {
-            "id": wid, "status": "pending", "owner": owner, "created_at": now,
-            "started_at": None, "ended_at": None, "duration_s": None, "error": None,
-            "inputs": plan.inputs, "config": plan.config, "artifacts": [],
-            "stages": {name: {
-                "node": st.node.name, "status": "pending", "params": st.params,
-                "after": sorted(st.upstream), "progress": 0.0, "message": "",
-                "started_at": None, "ended_at": None, "duration_s": None, "compute_s": None,
-                "error": None, "outputs": sorted(st.node.outputs),
-            } for name, st in plan.stages.items()},
-        }
-        self.changed[wid] = asyncio.Event()
-        self.outputs[wid] = {}
-        self.tasks[wid] = asyncio.get_running_loop().create_task(self._run(wid, plan))
+        self.states[wid] = records.new_state(wid, plan, owner)
+        self._start(wid, plan, reuse=set())
         return wid
+
+    async def retry(self, wid: str) -> dict[str, Any]:
+        """Run a failed or cancelled workflow again, reusing every stage that succeeded."""
+        state = self._state(wid)
+        if state["status"] not in ("failed", "cancelled"):
+            raise ConfigError.at("status", f"only a failed or cancelled workflow can be "
+                                 f"retried (this one is {state['status']})")
+        plan = self._compile(state["config"])
+        held = self.outputs.get(wid, {})
+        reuse = {n for n, st in state["stages"].items()
+                 if st["status"] == "succeeded" and n in held}
+        for name, st in state["stages"].items():
+            if name not in reuse:
+                records.reset_stage(st)
+        state.update(status="pending", error=None, ended_at=None, duration_s=None)
+        self._start(wid, plan, reuse)
+        return state
 
     def get(self, wid: str) -> dict[str, Any]:
         return self._state(wid)
@@ -79,9 +106,8 @@ class Controller:
         """Return the state after its next change (or ``timeout``); at once if final."""
         state = self._state(wid)
         if state["status"] not in FINAL:
-            event = self.changed[wid]
             try:
-                await asyncio.wait_for(event.wait(), timeout)
+                await asyncio.wait_for(self._event(wid).wait(), timeout)
             except TimeoutError:
                 pass
         return self._state(wid)
@@ -101,7 +127,7 @@ class Controller:
         state = self._state(wid)
         if name not in {a["name"] for a in state["artifacts"]}:
             raise NotFound(f"workflow {wid} has no artifact '{name}'")
-        return (self._dir(wid) / name).read_bytes()
+        return (self.root / wid / name).read_bytes()
 
     def output_refs(self, wid: str, stages: list[str]) -> dict[str, ray.ObjectRef]:
         """ObjectRefs of finished stages' outputs (kept until the workflow expires)."""
@@ -113,6 +139,7 @@ class Controller:
         return {s: refs[s] for s in stages}
 
     async def cancel(self, wid: str) -> dict[str, Any]:
+        """Stop a workflow: queued calls are dropped, running stages told to stop."""
         state = self._state(wid)
         task = self.tasks.get(wid)
         if state["status"] not in FINAL and task is not None:
@@ -120,26 +147,75 @@ class Controller:
             await asyncio.gather(task, return_exceptions=True)
         return self._state(wid)
 
+    def stage_started(self, wid: str, stage: str, began: float) -> None:
+        st = self.states.get(wid, {}).get("stages", {}).get(stage)
+        if st is not None and st["status"] == "queued":
+            st.update(status="running", started_at=began)
+            self._touch(wid, save=True)
+
     def report_progress(self, wid: str, stage: str, fraction: float, message: str) -> None:
         st = self.states.get(wid, {}).get("stages", {}).get(stage)
         if st is not None and st["status"] == "running":
             st["progress"], st["message"] = round(fraction, 4), message
             self._touch(wid)
 
+    async def gpu_status(self) -> dict[str, Any]:
+        """GPUs: total and free, which service actors hold which fraction, who waits."""
+        total = ray.cluster_resources().get("GPU", 0.0)
+        free = ray.available_resources().get("GPU", 0.0)
+        holders = []
+        for service, actor in self.actors.items():
+            opts = self.settings.actor_options(service)
+            if opts.num_gpus <= 0:
+                continue
+            try:
+                await asyncio.wait_for(actor.health.remote(), 0.5)
+                placed = "alive"
+            except (TimeoutError, ray.exceptions.RayError):
+                placed = "waiting"  # not placed yet: its fraction does not fit now
+            holders.append({"service": service, "num_gpus": opts.num_gpus, "state": placed})
+        waiting = [{"workflow": wid, "stage": name, "node": st["node"],
+                    "since": st["submitted_at"]}
+                   for wid, s in self.states.items() if s["status"] == "running"
+                   for name, st in s["stages"].items() if st["status"] == "queued"]
+        return {"total": total, "available": free, "allocated": round(total - free, 4),
+                "holders": holders, "waiting": waiting}
+
+    def stats(self) -> dict[str, Any]:
+        by_status: dict[str, int] = {}
+        for s in self.states.values():
+            by_status[s["status"]] = by_status.get(s["status"], 0) + 1
+        return {"workflows": by_status, "cache": self.cache.stats()}
+
     def ping(self) -> str:
         return "ok"
 
     # ---- running a plan ---------------------------------------------------------
-    async def _run(self, wid: str, plan: Plan) -> None:
+    def _compile(self, config: dict[str, Any]) -> Plan:
+        plan = compile_config(config)  # raises ConfigError before anything runs
+        if plan.options.callback_url:
+            from yivideo.callbacks import check_callback_url
+
+            check_callback_url(plan.options.callback_url, self.settings)
+        return plan
+
+    def _start(self, wid: str, plan: Plan, reuse: set[str]) -> None:
+        self.outputs.setdefault(wid, {})
+        self.running[wid] = {}
+        self._save(wid)
+        self.tasks[wid] = asyncio.get_running_loop().create_task(self._run(wid, plan, reuse))
+
+    async def _run(self, wid: str, plan: Plan, reuse: set[str]) -> None:
         state = self.states[wid]
-        state["status"], state["started_at"] = "running", time.time()
-        self._touch(wid)
-        running: dict[str, asyncio.Task] = {}
+        state.update(status="running", started_at=time.time(), runs=state["runs"] + 1)
+        self._touch(wid, save=True)
+        keys = self._cache_keys(plan) if plan.options.cache else {}
+        stages: dict[str, asyncio.Task] = {}
         for name in plan.order:  # topological: upstream tasks exist before downstream
-            running[name] = asyncio.get_running_loop().create_task(
-                self._stage(wid, plan, name, running))
+            stages[name] = asyncio.get_running_loop().create_task(
+                self._stage(wid, plan, name, stages, keys.get(name), name in reuse))
         try:
-            results = await asyncio.gather(*running.values(), return_exceptions=True)
+            results = await asyncio.gather(*stages.values(), return_exceptions=True)
             failed = [r for r in results if isinstance(r, BaseException)]
             state["status"] = "failed" if failed else "succeeded"
             if failed:
@@ -147,21 +223,27 @@ class Controller:
                 first = state["stages"][bad[0]]["error"] if bad else _error(failed[0])
                 state["error"] = {**first, "stage": bad[0] if bad else None}
         except asyncio.CancelledError:
-            for task in running.values():
+            for task in stages.values():
                 task.cancel()
-            await asyncio.gather(*running.values(), return_exceptions=True)
+            await asyncio.gather(*stages.values(), return_exceptions=True)
             state["status"] = "cancelled"
         finally:
             state["ended_at"] = time.time()
             state["duration_s"] = round(state["ended_at"] - state["started_at"], 4)
-            self._keep_final_outputs(wid, plan)
-            self._touch(wid)
+            if state["status"] == "succeeded":
+                self._free_bulky(wid, plan)
+            self.running.pop(wid, None)
+            self._touch(wid, save=True)
+        if plan.options.callback_url:
+            asyncio.get_running_loop().create_task(self._callback(wid, plan))
 
-    async def _stage(self, wid: str, plan: Plan, name: str,
-                     running: dict[str, asyncio.Task]) -> None:
+    async def _stage(self, wid: str, plan: Plan, name: str, stages: dict[str, asyncio.Task],
+                     key: str | None, reuse: bool) -> None:
         st, info = plan.stages[name], self.states[wid]["stages"][name]
+        if reuse:
+            return
         try:
-            await asyncio.gather(*(running[u] for u in st.upstream))
+            await asyncio.gather(*(stages[u] for u in st.upstream))
         except asyncio.CancelledError:
             info["status"] = "cancelled"
             raise
@@ -170,38 +252,89 @@ class Controller:
             info["error"] = {"type": "Skipped", "code": "upstream_failed",
                              "message": "an upstream stage did not succeed"}
             raise
+        hit = self.cache.get(key) if key else None
+        if hit is not None:
+            self.outputs[wid][name] = hit.outputs
+            self._save_artifacts(wid, name, self.cache.artifacts(key))
+            now = time.time()
+            info.update(status="succeeded", cached=True, progress=1.0, submitted_at=now,
+                        started_at=now, ended_at=now, duration_s=0.0, compute_s=0.0)
+            self._touch(wid, save=True)
+            return
+        meta, out = await self._attempts(wid, plan, name)
+        self.outputs[wid][name] = out
+        self._save_artifacts(wid, name, meta["artifacts"])
+        if key:
+            self.cache.put(key, out, meta["artifacts"])
+        info.update(status="succeeded", progress=1.0, compute_s=round(meta["compute_s"], 4),
+                    queued_s=round(max(0.0, meta["began"] - info["submitted_at"]), 4))
+        self._touch(wid, save=True)
+
+    async def _attempts(self, wid: str, plan: Plan, name: str) -> tuple[dict, ray.ObjectRef]:
+        """Call the stage's actor, again after a crash or unexpected error."""
+        st, info = plan.stages[name], self.states[wid]["stages"][name]
         refs, bindings = [], []
-        for key, b in st.bindings.items():
+        for input_name, b in st.bindings.items():
             if isinstance(b, Ref):
                 refs.append(self.outputs[wid][b.stage])
-                bindings.append((key, b.output, None))
+                bindings.append((input_name, b.output, None))
             else:
-                bindings.append((key, None, b))
-        info["status"], info["started_at"] = "running", time.time()
-        self._touch(wid)
-        call = None
-        try:
-            actor = self._actor(st.node.service)
-            call = actor.run.options(num_returns=2).remote(
-                st.node.name, st.params, bindings, wid, name, *refs)
-            meta = await call[0]
-        except asyncio.CancelledError:
-            if call is not None:
-                ray.cancel(call[0])
-            info["status"] = "cancelled"
-            raise
-        except Exception as exc:
-            info["status"], info["error"] = "failed", _error(exc)
-            raise
-        finally:
-            info["ended_at"] = time.time()
-            info["duration_s"] = round(info["ended_at"] - info["started_at"], 4)
-            self._touch(wid)
-        self.outputs[wid][name] = call[1]
-        self._save_artifacts(wid, name, meta["artifacts"])
-        info.update(status="succeeded", progress=1.0, compute_s=round(meta["compute_s"], 4),
-                    queued_s=round(max(0.0, meta["began"] - info["started_at"]), 4))
-        self._touch(wid)
+                bindings.append((input_name, None, b))
+        delay = self.settings.retry_backoff_s
+        for attempt in range(1, self.settings.stage_attempts + 1):
+            now = time.time()
+            info.update(status="queued", submitted_at=now, started_at=now, error=None)
+            self._touch(wid, save=True)
+            call = None
+            try:
+                actor = self._actor(st.node.service)
+                call = actor.run.options(num_returns=2).remote(
+                    st.node.name, st.params, bindings, wid, name, *refs)
+                self.running[wid][name] = (actor, call)
+                meta = await call[0]
+                return meta, call[1]
+            except asyncio.CancelledError:
+                if call is not None:
+                    actor.cancel.remote(wid, name)  # a running stage stops at its next check
+                    ray.cancel(call[0])  # a queued one never starts
+                info["status"] = "cancelled"
+                raise
+            except Exception as exc:
+                err = _error(exc)
+                info["attempts"].append({"attempt": attempt, "error": err,
+                                         "started_at": info["started_at"], "ended_at": time.time()})
+                if isinstance(_cause(exc), ray.exceptions.RayActorError):
+                    self.actors.pop(st.node.service, None)  # fetch it anew (restarted or not)
+                last = attempt == self.settings.stage_attempts
+                if last or not _retryable(exc) or isinstance(_cause(exc), Cancelled):
+                    info.update(status="failed", error=err)
+                    raise
+                await asyncio.sleep(delay)
+                delay *= 2
+            finally:
+                self.running.get(wid, {}).pop(name, None)
+                info["ended_at"] = time.time()
+                info["duration_s"] = round(info["ended_at"] - info["started_at"], 4)
+                self._touch(wid, save=True)
+        raise AssertionError("unreachable")
+
+    def _cache_keys(self, plan: Plan) -> dict[str, str]:
+        keys: dict[str, str] = {}
+        for name in plan.order:
+            st = plan.stages[name]
+            inputs = {k: f"{keys[b.stage]}.{b.output}" if isinstance(b, Ref) else literal_key(b)
+                      for k, b in st.bindings.items()}
+            identity = get_service(st.node.service).identity(self.settings, st.params)
+            keys[name] = stage_key(st.node.name, st.params, identity, inputs)
+        return keys
+
+    async def _callback(self, wid: str, plan: Plan) -> None:
+        from yivideo.callbacks import deliver
+
+        state = self.states.get(wid)
+        if state is not None:
+            state["callback"] = await deliver(plan.options.callback_url, state, self.settings)
+            self._save(wid)
 
     def _actor(self, service: str) -> Any:
         if service not in self.actors:
@@ -211,7 +344,7 @@ class Controller:
     def _save_artifacts(self, wid: str, stage: str, artifacts: dict[str, bytes]) -> None:
         if not artifacts:
             return
-        folder = self._dir(wid)
+        folder = self.root / wid
         folder.mkdir(parents=True, exist_ok=True)
         listed = self.states[wid]["artifacts"]
         for name, data in artifacts.items():
@@ -221,7 +354,7 @@ class Controller:
             listed[:] = [a for a in listed if a["name"] != name]
             listed.append({"name": name, "stage": stage, "size": len(data)})
 
-    def _keep_final_outputs(self, wid: str, plan: Plan) -> None:
+    def _free_bulky(self, wid: str, plan: Plan) -> None:
         """Free bulky intermediate data (audio, frames) once its consumers are done.
 
         Small results (transcripts, events, media facts) stay for the Python API.
@@ -239,14 +372,19 @@ class Controller:
         except KeyError:
             raise NotFound(f"no workflow with id '{wid}'") from None
 
-    def _dir(self, wid: str) -> Path:
-        return self.settings.storage_dir.expanduser() / "workflows" / wid
+    def _event(self, wid: str) -> asyncio.Event:
+        return self.changed.setdefault(wid, asyncio.Event())
 
-    def _touch(self, wid: str) -> None:
-        event = self.changed.get(wid)
+    def _touch(self, wid: str, save: bool = False) -> None:
+        event = self.changed.pop(wid, None)
         if event is not None:
-            event.set()
-            self.changed[wid] = asyncio.Event()
+            event.set()  # wake every waiter; the next wait gets a fresh event
+        if save:
+            self._save(wid)
+
+    def _save(self, wid: str) -> None:
+        if wid in self.states:
+            records.save(self.root / wid, self.states[wid])
 
     def _expire(self) -> None:
         cutoff = time.time() - self.settings.workflow_ttl_s
@@ -254,7 +392,7 @@ class Controller:
             if s["status"] in FINAL and s["ended_at"] and s["ended_at"] < cutoff:
                 for table in (self.states, self.outputs, self.tasks, self.changed):
                     table.pop(wid, None)
-                shutil.rmtree(self._dir(wid), ignore_errors=True)
+                shutil.rmtree(self.root / wid, ignore_errors=True)
 
 
 def get_controller(settings: Settings | None = None) -> Any:
@@ -266,4 +404,4 @@ def get_controller(settings: Settings | None = None) -> Any:
     ).remote(settings.model_dump_json())
 
 
-__all__ = ["Controller", "get_controller", "FINAL", "TaskCancelledError"]
+__all__ = ["Controller", "FINAL", "get_controller"]

@@ -8,7 +8,7 @@
     │   └── NoAudioStream         the input has no audio stream
     ├── ModelNotFound             a model is not available offline
     ├── ResourceUnavailable       the cluster cannot ever satisfy a resource request
-    └── StageFailed               a stage raised; carries the stage name and cause
+    └── Cancelled                 a running stage saw its workflow cancelled
 """
 
 from __future__ import annotations
@@ -70,5 +70,6 @@ class ResourceUnavailable(YiVideoError):
     http_status = 422
 
 
-class StageFailed(YiVideoError):
-    code = "stage_failed"
+class Cancelled(YiVideoError):
+    code = "cancelled"
+    http_status = 409

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from yivideo.errors import NodeNotFound
+from yivideo.errors import Cancelled, NodeNotFound
 
 #: Modules that hold services; importing them fills the registry.
 SERVICE_MODULES = ("actors.ffmpeg", "actors.asr", "actors.subtitle")
@@ -63,12 +63,19 @@ class NodeContext:
     workflow_id: str = ""
     stage: str = ""
     report: Callable[[float, str], None] | None = None
+    cancelled: Callable[[], bool] | None = None
     artifacts: dict[str, bytes] = field(default_factory=dict)
     min_interval_s: float = 0.5
     _last: float = 0.0
 
+    def check_cancelled(self) -> None:
+        """Raise :class:`Cancelled` if the workflow was cancelled; call it in long loops."""
+        if self.cancelled and self.cancelled():
+            raise Cancelled(f"stage {self.stage} was cancelled")
+
     def progress(self, fraction: float, message: str = "") -> None:
-        """Report progress (0..1); throttled so a tight loop costs nothing."""
+        """Report progress (0..1), throttled; also where a cancel takes effect."""
+        self.check_cancelled()
         now = time.monotonic()
         if self.report and (fraction >= 1.0 or now - self._last >= self.min_interval_s):
             self._last = now
@@ -119,6 +126,14 @@ class Service:
     def health(self) -> dict[str, Any]:
         """Liveness and what the service holds (loaded models ...)."""
         return {"service": self.name}
+
+    @classmethod
+    def identity(cls, settings: Any, params: dict[str, Any]) -> str:
+        """What, besides params and inputs, decides a node's result (e.g. model weights).
+
+        Part of the result-cache key; computed without loading anything.
+        """
+        return ""
 
 
 _REGISTRY: dict[str, NodeSpec] = {}

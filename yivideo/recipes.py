@@ -26,6 +26,7 @@ class RecipeRequest(BaseModel):
 
     video_path: str = Field(min_length=1)
     workflow_config: dict[str, Any]
+    options: dict[str, Any] = Field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,7 @@ def expand_recipe(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]
     except ValidationError as e:
         from yivideo.workflow import _pydantic_details, _raise
 
-        _raise(_pydantic_details(e, "request"))
+        _raise(_pydantic_details(e, ""))
     if not req.workflow_config:
         raise ConfigError.at("workflow_config", "name at least one capability")
     stages: Stages = {
@@ -148,7 +149,8 @@ def expand_recipe(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]
         before = set(stages)
         options[(strategy, provider)].build(stages, params)
         origins.update({name: loc for name in set(stages) - before})
-    return {"inputs": {"video": req.video_path}, "stages": stages}, origins
+    explicit = {"inputs": {"video": req.video_path}, "stages": stages, "options": req.options}
+    return explicit, origins
 
 
 def list_capabilities() -> dict[str, list[dict[str, str]]]:

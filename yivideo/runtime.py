@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import os
 import time
+from collections import deque
 from typing import Any
 
 import ray
 
-from yivideo.errors import ResourceUnavailable
+from yivideo.errors import Cancelled, ResourceUnavailable
 from yivideo.nodes import NodeContext, get_node, get_service
 from yivideo.settings import Settings, get_settings
 
@@ -54,7 +55,7 @@ def get_service_actor(service: str, settings: Settings | None = None) -> ray.act
                 f"service '{service}' asks for num_gpus={opts.num_gpus} but the largest node "
                 f"has {have} GPU; set actors.{service}.num_gpus=0 to run it on the CPU"
             )
-    host = ray.remote(ServiceHost).options(
+    host = ray.remote(concurrency_groups={"control": 2})(ServiceHost).options(
         name=actor_name(service),
         namespace=settings.namespace,
         get_if_exists=True,
@@ -68,28 +69,37 @@ def get_service_actor(service: str, settings: Settings | None = None) -> ray.act
 
 
 class ServiceHost:
-    """A Ray actor holding one service instance (and so its loaded models)."""
+    """A Ray actor holding one service instance (and so its loaded models).
+
+    ``health`` and ``cancel`` run in their own concurrency group, so they answer even
+    while every slot of the default group is busy with a long stage.
+    """
 
     def __init__(self, service: str, settings_json: str) -> None:
         self.settings = Settings.model_validate_json(settings_json)
         self.service = get_service(service)(self.settings)
         self._controller: Any = None
+        self._cancelled: set[tuple[str, str]] = set()
+        self._stopped: deque[tuple[str, str]] = deque(maxlen=100)  # stages a cancel stopped
 
+    @ray.method(concurrency_group="control")
     def health(self) -> dict[str, Any]:
-        return {"alive": True, "pid": os.getpid(), **self.service.health()}
+        return {"alive": True, "pid": os.getpid(), "stopped": list(self._stopped),
+                **self.service.health()}
 
-    def _reporter(self, workflow_id: str, stage: str):
-        def report(fraction: float, message: str) -> None:
-            # progress is best effort: a missing controller must not fail the stage
-            if self._controller is None:
-                try:
-                    self._controller = ray.get_actor(CONTROLLER,
-                                                     namespace=self.settings.namespace)
-                except ValueError:
-                    return
-            self._controller.report_progress.remote(workflow_id, stage, fraction, message)
+    @ray.method(concurrency_group="control")
+    def cancel(self, workflow_id: str, stage: str) -> None:
+        """Ask a running stage to stop at its next progress report."""
+        self._cancelled.add((workflow_id, stage))
 
-        return report
+    def _tell(self, method: str, *args: Any) -> None:
+        """Fire-and-forget message to the controller; best effort, never fails a stage."""
+        if self._controller is None:
+            try:
+                self._controller = ray.get_actor(CONTROLLER, namespace=self.settings.namespace)
+            except ValueError:
+                return
+        getattr(self._controller, method).remote(*args)
 
     def run(
         self,
@@ -107,11 +117,24 @@ class ServiceHost:
         the literal.
         """
         began = time.time()
+        key = (workflow_id, stage)
+        self._tell("stage_started", workflow_id, stage, began)
         spec = get_node(node)
         values = iter(upstream)
-        kwargs = {name: next(values)[key] if key else literal for name, key, literal in bindings}
-        ctx = NodeContext(workflow_id, stage, report=self._reporter(workflow_id, stage))
-        outputs = getattr(self.service, spec.method)(ctx, spec.params(**params), **kwargs)
+        kwargs = {name: next(values)[k] if k else literal for name, k, literal in bindings}
+        ctx = NodeContext(
+            workflow_id, stage,
+            report=lambda f, m: self._tell("report_progress", workflow_id, stage, f, m),
+            cancelled=lambda: key in self._cancelled,
+        )
+        try:
+            ctx.check_cancelled()
+            outputs = getattr(self.service, spec.method)(ctx, spec.params(**params), **kwargs)
+        except Cancelled:
+            self._stopped.append(key)
+            raise
+        finally:
+            self._cancelled.discard(key)
         missing = set(spec.outputs) - set(outputs)
         if missing:
             raise RuntimeError(f"node {node} did not return {sorted(missing)}")

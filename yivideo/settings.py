@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 
@@ -71,6 +71,14 @@ class Settings(BaseSettings):
     workflow_ttl_s: float = Field(86400.0, gt=0, description="how long finished state is kept")
     max_upload_mb: float = Field(2048.0, gt=0, description="largest accepted upload")
     list_page_max: int = Field(100, ge=1, description="largest page of GET /v1/workflows")
+    stage_attempts: int = Field(3, ge=1, description="tries of a stage on crashes/errors")
+    retry_backoff_s: float = Field(0.5, ge=0, description="first wait between tries, doubled")
+    cache_max_entries: int = Field(256, ge=0, description="stage results kept (0 = no cache)")
+    cache_ttl_s: float = Field(86400.0, gt=0, description="how long a cached result is reused")
+    webhook_secret: SecretStr | None = Field(None, description="HMAC key of callbacks")
+    callback_allowlist: list[str] = Field(
+        default_factory=list, description="private hosts/CIDRs callbacks may reach")
+    callback_attempts: int = Field(5, ge=1, description="deliveries tried per callback")
     actors: dict[str, ActorOptions] = Field(default_factory=_default_actors)
     models: ModelSettings = Field(default_factory=ModelSettings)
 

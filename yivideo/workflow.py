@@ -36,6 +36,16 @@ class StageConfig(BaseModel):
     inputs: dict[str, str] = Field(default_factory=dict)
 
 
+class WorkflowOptions(BaseModel):
+    """How a workflow runs, in either form under ``options``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cache: bool = Field(True, description="reuse results of identical earlier stages")
+    callback_url: str | None = Field(
+        None, max_length=2048, description="POSTed the final state, signed (webhooks)")
+
+
 class WorkflowConfig(BaseModel):
     """The explicit form."""
 
@@ -43,6 +53,7 @@ class WorkflowConfig(BaseModel):
 
     inputs: dict[str, Any] = Field(default_factory=dict)
     stages: dict[str, StageConfig]
+    options: WorkflowOptions = Field(default_factory=WorkflowOptions)
 
 
 @dataclass(frozen=True)
@@ -69,6 +80,7 @@ class Plan:
     stages: dict[str, PlannedStage]
     order: list[str]
     config: dict[str, Any] = field(default_factory=dict)
+    options: WorkflowOptions = field(default_factory=WorkflowOptions)
 
     def consumers(self, stage: str) -> list[str]:
         return [s.name for s in self.stages.values() if stage in s.upstream]
@@ -83,7 +95,7 @@ _TYPE_WORDS = {
 def _pydantic_details(err: ValidationError, prefix: str) -> list[dict[str, str]]:
     details = []
     for e in err.errors():
-        loc = ".".join([prefix, *map(str, e["loc"])]) if e["loc"] else prefix
+        loc = ".".join(p for p in [prefix, *map(str, e["loc"])] if p) or "request"
         kind = e["type"].split("_")[0]
         if e["type"] == "extra_forbidden":
             msg = "unknown field"
@@ -148,7 +160,7 @@ def compile_explicit(data: dict[str, Any]) -> Plan:
     try:
         cfg = WorkflowConfig.model_validate(data)
     except ValidationError as e:
-        _raise(_pydantic_details(e, "workflow"))
+        _raise(_pydantic_details(e, ""))
     if not cfg.stages:
         raise ConfigError.at("stages", "at least one stage is required")
     details: list[dict[str, str]] = []
@@ -202,7 +214,7 @@ def compile_explicit(data: dict[str, Any]) -> Plan:
         cycle = " -> ".join(e.args[1])
         raise ConfigError.at("stages", f"cycle: {cycle}") from None
     return Plan(inputs=cfg.inputs, stages=planned, order=order,
-                config=cfg.model_dump(mode="json"))
+                config=cfg.model_dump(mode="json"), options=cfg.options)
 
 
 def compile_config(data: dict[str, Any]) -> Plan:

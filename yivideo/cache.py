@@ -1,0 +1,94 @@
+"""Result cache: a stage's outputs reused only when everything that determines them is equal.
+
+The key of a stage is a hash of its node, its validated params, the identity of the model
+it uses (path, size and mtime of the weights) and the keys of its inputs: for a file,
+the SHA-256 of its content; for an upstream stage, that stage's own key. So a changed
+video, parameter or model changes every key downstream of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+_digests: dict[tuple[str, int, int], str] = {}
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file's content, remembered while its size and mtime stay the same."""
+    st = path.stat()
+    memo = (str(path), st.st_size, st.st_mtime_ns)
+    if memo not in _digests:
+        with path.open("rb") as fh:
+            _digests[memo] = hashlib.file_digest(fh, "sha256").hexdigest()
+    return _digests[memo]
+
+
+def literal_key(value: Any) -> str:
+    """A workflow input's key: file content for a path to a file, else its JSON form."""
+    if isinstance(value, str) and value and Path(value).is_file():
+        return "file:" + file_digest(Path(value))
+    return "json:" + json.dumps(value, sort_keys=True, default=str)
+
+
+def stage_key(node: str, params: dict[str, Any], identity: str, inputs: dict[str, str]
+              ) -> str:
+    blob = json.dumps([node, params, identity, inputs], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+@dataclass
+class Entry:
+    outputs: Any  # ObjectRef of the stage's outputs
+    artifacts: list[str]
+    created: float = field(default_factory=time.time)
+
+
+class ResultCache:
+    """Bounded by entry count (least recently used goes first) and by age."""
+
+    def __init__(self, folder: Path, max_entries: int, ttl_s: float) -> None:
+        self.folder, self.max_entries, self.ttl_s = folder, max_entries, ttl_s
+        self.entries: OrderedDict[str, Entry] = OrderedDict()
+        self.hits = self.misses = 0
+
+    def get(self, key: str) -> Entry | None:
+        entry = self.entries.get(key)
+        if entry is not None and time.time() - entry.created > self.ttl_s:
+            self._drop(key)
+            entry = None
+        if entry is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        self.entries.move_to_end(key)
+        return entry
+
+    def put(self, key: str, outputs: Any, artifacts: dict[str, bytes]) -> None:
+        if self.max_entries <= 0:
+            return
+        folder = self.folder / key
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, data in artifacts.items():
+            (folder / name).write_bytes(data)
+        self.entries[key] = Entry(outputs, sorted(artifacts))
+        self.entries.move_to_end(key)
+        while len(self.entries) > self.max_entries:
+            self._drop(next(iter(self.entries)))
+
+    def artifacts(self, key: str) -> dict[str, bytes]:
+        entry = self.entries[key]
+        return {name: (self.folder / key / name).read_bytes() for name in entry.artifacts}
+
+    def stats(self) -> dict[str, int]:
+        return {"entries": len(self.entries), "hits": self.hits, "misses": self.misses}
+
+    def _drop(self, key: str) -> None:
+        self.entries.pop(key, None)
+        shutil.rmtree(self.folder / key, ignore_errors=True)

@@ -27,6 +27,9 @@ os.environ.update(
     RAY_AUTH_MODE="disabled",
     YIVIDEO_STORAGE_DIR=str(STORAGE),
     YIVIDEO_MAX_UPLOAD_MB="8",
+    YIVIDEO_CALLBACK_ALLOWLIST='["127.0.0.1"]',
+    YIVIDEO_WEBHOOK_SECRET="whsec_dGVzdC1zZWNyZXQtZm9yLXlpdmlkZW8tdGVzdHM=",
+    YIVIDEO_RETRY_BACKOFF_S="0.1",
     PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}",
 )
 

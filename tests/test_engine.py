@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 
 import pytest
 import ray
@@ -145,7 +144,7 @@ def test_state_expires_after_ttl(sample, tmp_path):
 
     async def scenario():
         settings = Settings(workflow_ttl_s=0.5, storage_dir=tmp_path)
-        controller = Controller(settings.model_dump_json())
+        controller = Controller(settings.for_actors())
         wid = await controller.submit(explicit(
             sample.video, p={"node": "ffmpeg.probe", "inputs": {"video": "input.video"}}))
         while controller.get(wid)["status"] not in ("succeeded", "failed"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import httpx
@@ -140,3 +141,60 @@ def test_gpu_status(api):
     data = api.get("/v1/gpu-locks/status").json()["data"]
     assert data["total"] == 1.0
     assert 0 <= data["available"] <= 1.0
+
+
+def test_events_stream_every_change_until_final(api):
+    body = {"inputs": {}, "options": {"cache": False}, "stages": {
+        "nap": {"node": "diagnostics.sleep", "params": {"seconds": 1.0}}}}
+    wid = api.post("/v1/workflows", json=body).json()["data"]["id"]
+    seen = []
+    with api.stream("GET", f"/v1/workflows/{wid}/events") as resp:
+        assert resp.headers["content-type"].startswith("text/event-stream")
+        for line in resp.iter_lines():
+            if line.startswith("data: "):
+                state = json.loads(line[6:])
+                seen.append((state["status"], state["stages"]["nap"]["progress"]))
+    statuses = [s for s, _ in seen]
+    assert statuses[-1] == "succeeded" and "running" in statuses
+    assert any(0 < p < 1 for _, p in seen)  # progress reported while it ran
+    assert api.get("/v1/workflows/nope/events").status_code == 404
+
+
+def test_cancel_and_retry_over_http(api):
+    body = {"inputs": {}, "options": {"cache": False}, "stages": {
+        "nap": {"node": "diagnostics.sleep", "params": {"seconds": 30}}}}
+    wid = api.post("/v1/workflows", json=body).json()["data"]["id"]
+    wait_until(lambda: api.get(f"/v1/workflows/{wid}").json()["data"]["stages"]["nap"][
+        "status"] == "running", 30)
+    assert api.delete(f"/v1/workflows/{wid}").json()["data"]["status"] == "cancelled"
+    resp = api.post(f"/v1/workflows/{wid}/retry")
+    assert resp.status_code == 202 and resp.json()["data"]["runs"] >= 1
+    api.delete(f"/v1/workflows/{wid}")
+    done = api.post("/v1/workflows", json={**body, "stages": {"nap": {
+        "node": "diagnostics.sleep", "params": {"seconds": 0}}}}).json()["data"]["id"]
+    finished(api, done)
+    refused = api.post(f"/v1/workflows/{done}/retry")
+    assert refused.status_code == 422 and "only a failed or cancelled" in refused.text
+
+
+def test_losing_the_ingress_replica_loses_no_state(api, sample):
+    import ray
+    from ray.util.state import list_actors
+
+    wid = api.post("/v1/workflows", json={"video_path": str(sample.video), "workflow_config": {
+        "keyframes": {"width": 64}}}).json()["data"]["id"]
+    finished(api, wid)
+    replicas = [a for a in list_actors(filters=[("state", "=", "ALIVE")])
+                if "Ingress" in (a.class_name or "")]
+    assert replicas
+    for replica in replicas:
+        ray.kill(ray.get_actor(replica.name, namespace="serve"))
+
+    def state_again():
+        try:
+            resp = api.get(f"/v1/workflows/{wid}")
+        except httpx.HTTPError:
+            return None
+        return resp.json()["data"] if resp.status_code == 200 else None
+
+    assert wait_until(state_again, 60)["status"] == "succeeded"

@@ -401,7 +401,7 @@ def get_controller(settings: Settings | None = None) -> Any:
     return ray.remote(Controller).options(
         name=CONTROLLER, namespace=settings.namespace, get_if_exists=True,
         lifetime="detached", num_cpus=0, max_concurrency=1000, max_restarts=-1,
-    ).remote(settings.model_dump_json())
+    ).remote(settings.for_actors())
 
 
 __all__ = ["Controller", "FINAL", "get_controller"]

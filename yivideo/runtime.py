@@ -65,7 +65,7 @@ def get_service_actor(service: str, settings: Settings | None = None) -> ray.act
         max_concurrency=opts.max_concurrency,
         max_restarts=opts.max_restarts,
     )
-    return host.remote(service, settings.model_dump_json())
+    return host.remote(service, settings.for_actors())
 
 
 class ServiceHost:

@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    SerializationInfo,
+    field_serializer,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 
@@ -32,6 +40,7 @@ def _default_actors() -> dict[str, ActorOptions]:
         "ffmpeg": ActorOptions(num_cpus=0.5, max_concurrency=4),
         "asr": ActorOptions(num_cpus=1.0),
         "subtitle": ActorOptions(num_cpus=0.25, max_concurrency=4),
+        "diagnostics": ActorOptions(num_cpus=0, max_concurrency=8, max_restarts=-1),
     }
 
 
@@ -97,6 +106,16 @@ class Settings(BaseSettings):
     @classmethod
     def _expand(cls, v: Path) -> Path:
         return v.expanduser()
+
+    @field_serializer("webhook_secret", when_used="json")
+    def _secret(self, value: SecretStr | None, info: SerializationInfo) -> str | None:
+        if value is None:
+            return None
+        return value.get_secret_value() if (info.context or {}).get("reveal") else str(value)
+
+    def for_actors(self) -> str:
+        """JSON that actors rebuild these settings from, secrets included."""
+        return self.model_dump_json(context={"reveal": True})
 
     def actor_options(self, service: str) -> ActorOptions:
         return self.actors.get(service) or _default_actors().get(service) or ActorOptions()

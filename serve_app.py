@@ -1,8 +1,10 @@
 """The HTTP API: a Ray Serve deployment with a FastAPI ingress.
 
 Every response is the envelope ``{success, data, error}``. The ingress keeps no state:
-workflows live in the engine's controller actor, so replicas can come and go.
-Run with ``yivideo serve`` or ``serve run serve_app:app``.
+workflows live in the engine's controller actor, so replicas can come and go. Every
+``/v1`` route authenticates the caller (when auth is on), applies its rate limit and
+scopes what it sees to its own workflows. Run with ``yivideo serve`` or
+``serve run serve_app:app``.
 """
 
 import json
@@ -13,17 +15,21 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import ray
-from fastapi import FastAPI, Query, Request, UploadFile
+from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from ray import serve
 
+from yivideo.admission import admit, uploads_dir
 from yivideo.engine import get_controller
-from yivideo.errors import ConfigError, YiVideoError
+from yivideo.errors import YiVideoError
 from yivideo.nodes import all_nodes, all_services
 from yivideo.recipes import RECIPES, list_capabilities
 from yivideo.runtime import actor_name
-from yivideo.settings import get_settings
+from yivideo.security.auth import ANONYMOUS, Principal, authenticate
+from yivideo.security.ratelimit import RateLimiter
+from yivideo.settings import Settings, get_settings
 from yivideo.workflow import compile_config, load_config_text
 
 api = FastAPI(
@@ -31,32 +37,51 @@ api = FastAPI(
     version="0.1.0",
     description="Configuration-driven AI video processing on Ray.",
 )
+_WORKFLOW_BODY = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": {"type": "object", "description":
+                                    "recipe form {video_path, workflow_config, options} or "
+                                    "explicit form {inputs, stages, options}"}},
+    "application/yaml": {"schema": {"type": "string"}}}}}
+
+
+_UPLOAD_BODY = {"requestBody": {"content": {
+    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+    "multipart/form-data": {"schema": {"type": "object", "properties": {
+        "file": {"type": "string", "format": "binary"}}}}}}}
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _chunks(upload: Any) -> AsyncIterator[bytes]:
+    while chunk := await upload.read(1 << 20):
+        yield chunk
 
 
 def ok(data: Any, status: int = 200) -> JSONResponse:
     return JSONResponse({"success": True, "data": data, "error": None}, status_code=status)
 
 
-def fail(status: int, code: str, message: str, details: list | None = None) -> JSONResponse:
+def fail(status: int, code: str, message: str, details: list | None = None,
+         headers: dict[str, str] | None = None) -> JSONResponse:
     error = {"code": code, "message": message, "details": details or []}
-    return JSONResponse({"success": False, "data": None, "error": error}, status_code=status)
-
-
-def _cause(exc: BaseException) -> BaseException:
-    return getattr(exc, "cause", None) or exc
+    return JSONResponse({"success": False, "data": None, "error": error}, status_code=status,
+                        headers=headers)
 
 
 @api.exception_handler(YiVideoError)
 async def _yivideo_error(_: Request, exc: YiVideoError) -> JSONResponse:
-    return fail(exc.http_status, exc.code, exc.message, exc.details)
+    return fail(exc.http_status, exc.code, exc.message, exc.details,
+                getattr(exc, "headers", None))
 
 
 @api.exception_handler(ray.exceptions.RayTaskError)
-async def _ray_error(_: Request, exc: ray.exceptions.RayTaskError) -> JSONResponse:
-    cause = _cause(exc)
+async def _ray_error(request: Request, exc: ray.exceptions.RayTaskError) -> JSONResponse:
+    cause = getattr(exc, "cause", None) or exc
     if isinstance(cause, YiVideoError):
-        return fail(cause.http_status, cause.code, cause.message, cause.details)
-    return fail(500, "internal", str(cause))
+        return await _yivideo_error(request, cause)
+    return fail(500, "internal", "internal error")  # details stay in the logs
 
 
 @api.exception_handler(RequestValidationError)
@@ -65,16 +90,36 @@ async def _invalid_request(_: Request, exc: RequestValidationError) -> JSONRespo
     return fail(422, "invalid_request", details[0]["loc"] + ": " + details[0]["msg"], details)
 
 
+def _caller(
+    request: Request,
+    authorization: Annotated[str | None, Header()] = None,
+    x_api_key: Annotated[str | None, Header()] = None,
+) -> Principal:
+    """The authenticated caller, after its rate limit (401 / 429 otherwise)."""
+    settings: Settings = request.app.state.settings
+    who = authenticate(authorization, x_api_key, settings.auth)
+    if settings.rate_limit.enabled:
+        # anonymous callers are told apart by the socket peer, never X-Forwarded-For
+        key = who if who is not ANONYMOUS else f"peer:{request.client.host}"
+        request.app.state.limiter.hit(key).raise_for_limit()
+    return who
+
+
+Caller = Annotated[Principal, Depends(_caller)]
+
+
 @serve.deployment(ray_actor_options={"num_cpus": 0})
 @serve.ingress(api)
 class Ingress:
-    def __init__(self) -> None:
-        self.settings = get_settings()
+    def __init__(self, overrides: dict[str, Any] | None = None) -> None:
+        self.settings = Settings(**overrides) if overrides else get_settings()
+        api.state.settings = self.settings
+        api.state.limiter = RateLimiter.from_settings(self.settings.rate_limit)
         self.controller = get_controller(self.settings)
 
     @api.get("/health")
     async def health(self) -> JSONResponse:
-        """Liveness of the controller and of each service actor that has started."""
+        """Liveness of the controller and of each service actor, with its loaded models."""
         status = {"controller": await self.controller.ping.remote()}
         services: dict[str, Any] = {}
         for svc in all_services():
@@ -85,53 +130,55 @@ class Ingress:
                 continue
             try:
                 services[svc.name] = await actor.health.remote()
-            except ray.exceptions.RayError as e:
-                services[svc.name] = {"alive": False, "error": str(e)[:200]}
+            except ray.exceptions.RayError:
+                services[svc.name] = {"alive": False, "started": True}
         return ok({**status, "services": services})
 
     @api.get("/v1/nodes")
-    async def nodes(self) -> JSONResponse:
+    async def nodes(self, who: Caller) -> JSONResponse:
         """Every node with its inputs, outputs and parameter schema; capabilities; recipes."""
         return ok({"nodes": [n.describe() for n in all_nodes()],
                    "capabilities": list_capabilities(), "recipes": RECIPES})
 
-    @api.post("/v1/workflows", status_code=202)
-    async def submit(self, request: Request) -> JSONResponse:
+    @api.post("/v1/workflows", status_code=202, openapi_extra=_WORKFLOW_BODY)
+    async def submit(self, request: Request, who: Caller) -> JSONResponse:
         """Start a workflow from a JSON or YAML body (recipe or explicit form)."""
         body = (await request.body()).decode(errors="replace")
         config = load_config_text(body, "body")
         compile_config(config)  # 422 with the precise place before anything starts
-        wid = await self.controller.submit.remote(config)
+        config = await run_in_threadpool(admit, config, self.settings, who.owner)
+        wid = await self.controller.submit.remote(config, who.owner)
         return ok({"id": wid, "status": "pending", "url": f"/v1/workflows/{wid}"}, 202)
 
     @api.get("/v1/workflows")
     async def list_workflows(
         self,
+        who: Caller,
         offset: Annotated[int, Query(ge=0)] = 0,
         limit: Annotated[int, Query(ge=1, le=1000)] = 20,
         status: str | None = None,
     ) -> JSONResponse:
         limit = min(limit, self.settings.list_page_max)
-        return ok(await self.controller.list.remote(offset, limit, status))
+        return ok(await self.controller.list.remote(offset, limit, status, who.owner))
 
     @api.get("/v1/workflows/{wid}")
-    async def get_workflow(self, wid: str) -> JSONResponse:
-        return ok(await self.controller.get.remote(wid))
+    async def get_workflow(self, wid: str, who: Caller) -> JSONResponse:
+        return ok(await self.controller.get.remote(wid, who.owner))
 
     @api.delete("/v1/workflows/{wid}")
-    async def cancel_workflow(self, wid: str) -> JSONResponse:
+    async def cancel_workflow(self, wid: str, who: Caller) -> JSONResponse:
         """Cancel: queued stages never start, running ones stop at their next check."""
-        return ok(await self.controller.cancel.remote(wid))
+        return ok(await self.controller.cancel.remote(wid, who.owner))
 
     @api.post("/v1/workflows/{wid}/retry", status_code=202)
-    async def retry_workflow(self, wid: str) -> JSONResponse:
+    async def retry_workflow(self, wid: str, who: Caller) -> JSONResponse:
         """Run a failed or cancelled workflow again, reusing the stages that succeeded."""
-        return ok(await self.controller.retry.remote(wid), 202)
+        return ok(await self.controller.retry.remote(wid, who.owner), 202)
 
     @api.get("/v1/workflows/{wid}/events")
-    async def events(self, wid: str) -> StreamingResponse:
+    async def events(self, wid: str, who: Caller) -> StreamingResponse:
         """Server-Sent Events: the workflow's state at every change, until it is final."""
-        first = await self.controller.get.remote(wid)  # 404 before the stream starts
+        first = await self.controller.get.remote(wid, who.owner)  # 404 before streaming
 
         async def stream() -> AsyncIterator[str]:
             state = first
@@ -139,49 +186,64 @@ class Ingress:
                 yield f"event: state\ndata: {json.dumps(state, default=str)}\n\n"
                 if state["status"] in ("succeeded", "failed", "cancelled"):
                     return
-                state = await self.controller.wait.remote(wid, 15.0)
+                state = await self.controller.wait.remote(wid, 15.0, who.owner)
 
         return StreamingResponse(stream(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache"})
 
     @api.get("/v1/workflows/{wid}/artifacts/{name}")
-    async def artifact(self, wid: str, name: str) -> Response:
-        data = await self.controller.artifact.remote(wid, name)
+    async def artifact(self, wid: str, name: str, who: Caller) -> Response:
+        data = await self.controller.artifact.remote(wid, name, who.owner)
         return Response(data, media_type="application/octet-stream",
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
-    @api.post("/v1/files", status_code=201)
-    async def upload(self, request: Request, file: UploadFile) -> JSONResponse:
-        """Upload a video (multipart field ``file``); returns the path to use as input."""
+    @api.post("/v1/files", status_code=201, openapi_extra=_UPLOAD_BODY)
+    async def upload(self, request: Request, who: Caller,
+                     filename: Annotated[str, Query(max_length=200)] = "upload") -> JSONResponse:
+        """Upload a video: a raw body (``?filename=``) or multipart field ``file``.
+
+        The size limit is enforced while the body streams in: 413 before it is all read.
+        """
         limit = int(self.settings.max_upload_mb * 1024 * 1024)
-        declared = int(request.headers.get("content-length") or 0)
-        if declared > limit:
-            return fail(413, "too_large", f"upload exceeds {self.settings.max_upload_mb} MB")
-        name = Path(file.filename or "upload").name.replace("\x00", "") or "upload"
-        folder = self.settings.storage_dir.expanduser() / "uploads" / uuid.uuid4().hex
+        too_large = fail(413, "too_large", f"upload exceeds {self.settings.max_upload_mb} MB")
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit + 65536:
+            return too_large
+        folder = uploads_dir(self.settings, who.owner) / uuid.uuid4().hex
         folder.mkdir(parents=True)
-        target, size = folder / name, 0
-        with target.open("wb") as out:
-            while chunk := await file.read(1 << 20):
-                size += len(chunk)
-                if size > limit:
-                    out.close()
-                    shutil.rmtree(folder, ignore_errors=True)
-                    return fail(413, "too_large",
-                                f"upload exceeds {self.settings.max_upload_mb} MB")
-                out.write(chunk)
+        try:
+            if request.headers.get("content-type", "").startswith("multipart/form-data"):
+                if declared is None:  # multipart is parsed whole: only with a known size
+                    return fail(411, "length_required", "multipart uploads need Content-Length")
+                form = await request.form()
+                upload = form.get("file")
+                if not hasattr(upload, "read"):
+                    return fail(422, "invalid_request", "file: a multipart file is required")
+                filename, chunks = upload.filename or filename, _chunks(upload)
+            else:
+                chunks = request.stream()
+            target = folder / (Path(filename).name.replace("\x00", "").strip() or "upload")
+            size = 0
+            with target.open("wb") as out:
+                async for chunk in chunks:
+                    size += len(chunk)
+                    if size > limit:
+                        raise _TooLarge
+                    out.write(chunk)
+        except _TooLarge:
+            shutil.rmtree(folder, ignore_errors=True)
+            return too_large
         return ok({"path": str(target), "size": size}, 201)
 
     @api.get("/v1/gpu-locks/status")
-    async def gpu_status(self) -> JSONResponse:
+    async def gpu_status(self, who: Caller) -> JSONResponse:
         """GPUs: total, free, which service actors hold which fraction, which stages wait."""
         return ok(await self.controller.gpu_status.remote())
 
 
-def build_app() -> serve.Application:
-    return Ingress.bind()
+def build_app(overrides: dict[str, Any] | None = None) -> serve.Application:
+    """The application; ``overrides`` replace settings (e.g. a second, locked-down app)."""
+    return Ingress.bind(overrides)
 
 
 app = build_app()
-
-__all__ = ["app", "build_app", "ConfigError"]

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from pydantic import Field, field_validator
 
+from yivideo import metrics
 from yivideo.errors import ConfigError, MediaError, ModelNotFound, ResourceUnavailable
 from yivideo.nodes import NodeContext, Params, Service, node, register_service
 from yivideo.types import Audio, Segment, Transcript, Word
@@ -282,6 +283,8 @@ class ASRService(Service):
                 )
                 entry = _Loaded(model, params.model, time.monotonic() - t0)
                 self._models[key] = entry
+                metrics.model_load_seconds().observe(
+                    entry.load_s, tags={"service": self.name, "model": params.model})
                 log.info(
                     "loaded whisper %s (%s, %s, %s) in %.2f s",
                     params.model, path, device, compute_type, entry.load_s,

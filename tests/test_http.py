@@ -105,12 +105,20 @@ def test_unknown_ids_are_404(api):
         assert resp.json()["error"]["code"] == "not_found"
 
 
-def test_failed_stage_shows_failed_with_reason(api, tmp_path):
+def test_missing_input_is_422_before_anything_runs(api, tmp_path):
     resp = api.post("/v1/workflows", json={"video_path": str(tmp_path / "gone.mp4"),
                                            "workflow_config": {"audio_extraction": {}}})
+    assert resp.status_code == 422
+    assert resp.json()["error"]["details"][0]["loc"] == "video_path"
+
+
+def test_failed_stage_shows_failed_with_reason(api):
+    resp = api.post("/v1/workflows", json={"inputs": {}, "stages": {
+        "bad": {"node": "diagnostics.crash", "params": {"mode": "raise"}}}})
     state = finished(api, resp.json()["data"]["id"])
     assert state["status"] == "failed"
-    assert "file not found" in state["error"]["message"]
+    assert "failing on purpose" in state["error"]["message"]
+    assert state["stages"]["bad"]["status"] == "failed"
 
 
 def test_upload_then_use_the_file(api, sample):

@@ -23,11 +23,13 @@ from typing import Any
 
 import ray
 
+from yivideo import metrics
 from yivideo import state as records
 from yivideo.cache import ResultCache, literal_key, stage_key
 from yivideo.errors import Cancelled, ConfigError, NotFound, YiVideoError
 from yivideo.nodes import get_service
 from yivideo.runtime import CONTROLLER, get_service_actor
+from yivideo.security.ratelimit import RateLimited
 from yivideo.settings import Settings, get_settings
 from yivideo.state import FINAL
 from yivideo.workflow import Plan, Ref, compile_config
@@ -77,14 +79,20 @@ class Controller:
         """Validate ``config`` and start it in the background; returns its id."""
         self._expire()
         plan = self._compile(config)
+        limit = self.settings.max_active_workflows
+        active = sum(1 for s in self.states.values()
+                     if s["owner"] == owner and s["status"] not in FINAL)
+        if limit and active >= limit:
+            raise RateLimited(f"{active} workflows are still running for this caller "
+                              f"(limit {limit}); wait for one to finish", retry_after=5)
         wid = uuid.uuid4().hex
         self.states[wid] = records.new_state(wid, plan, owner)
         self._start(wid, plan, reuse=set())
         return wid
 
-    async def retry(self, wid: str) -> dict[str, Any]:
+    async def retry(self, wid: str, owner: str | None = None) -> dict[str, Any]:
         """Run a failed or cancelled workflow again, reusing every stage that succeeded."""
-        state = self._state(wid)
+        state = self._state(wid, owner)
         if state["status"] not in ("failed", "cancelled"):
             raise ConfigError.at("status", f"only a failed or cancelled workflow can be "
                                  f"retried (this one is {state['status']})")
@@ -99,12 +107,13 @@ class Controller:
         self._start(wid, plan, reuse)
         return state
 
-    def get(self, wid: str) -> dict[str, Any]:
-        return self._state(wid)
+    def get(self, wid: str, owner: str | None = None) -> dict[str, Any]:
+        return self._state(wid, owner)
 
-    async def wait(self, wid: str, timeout: float = 10.0) -> dict[str, Any]:
+    async def wait(self, wid: str, timeout: float = 10.0, owner: str | None = None
+                   ) -> dict[str, Any]:
         """Return the state after its next change (or ``timeout``); at once if final."""
-        state = self._state(wid)
+        state = self._state(wid, owner)
         if state["status"] not in FINAL:
             try:
                 await asyncio.wait_for(self._event(wid).wait(), timeout)
@@ -123,8 +132,8 @@ class Controller:
                 for s in items[offset: offset + limit]]
         return {"items": page, "total": len(items), "offset": offset, "limit": limit}
 
-    def artifact(self, wid: str, name: str) -> bytes:
-        state = self._state(wid)
+    def artifact(self, wid: str, name: str, owner: str | None = None) -> bytes:
+        state = self._state(wid, owner)
         if name not in {a["name"] for a in state["artifacts"]}:
             raise NotFound(f"workflow {wid} has no artifact '{name}'")
         return (self.root / wid / name).read_bytes()
@@ -138,9 +147,9 @@ class Controller:
             raise NotFound(f"workflow {wid} has no finished stage {missing}")
         return {s: refs[s] for s in stages}
 
-    async def cancel(self, wid: str) -> dict[str, Any]:
+    async def cancel(self, wid: str, owner: str | None = None) -> dict[str, Any]:
         """Stop a workflow: queued calls are dropped, running stages told to stop."""
-        state = self._state(wid)
+        state = self._state(wid, owner)
         task = self.tasks.get(wid)
         if state["status"] not in FINAL and task is not None:
             task.cancel()
@@ -209,12 +218,12 @@ class Controller:
         state = self.states[wid]
         state.update(status="running", started_at=time.time(), runs=state["runs"] + 1)
         self._touch(wid, save=True)
-        keys = self._cache_keys(plan) if plan.options.cache else {}
         stages: dict[str, asyncio.Task] = {}
-        for name in plan.order:  # topological: upstream tasks exist before downstream
-            stages[name] = asyncio.get_running_loop().create_task(
-                self._stage(wid, plan, name, stages, keys.get(name), name in reuse))
         try:
+            keys = self._cache_keys(plan) if plan.options.cache else {}
+            for name in plan.order:  # topological: upstream tasks exist before downstream
+                stages[name] = asyncio.get_running_loop().create_task(
+                    self._stage(wid, plan, name, stages, keys.get(name), name in reuse))
             results = await asyncio.gather(*stages.values(), return_exceptions=True)
             failed = [r for r in results if isinstance(r, BaseException)]
             state["status"] = "failed" if failed else "succeeded"
@@ -227,6 +236,8 @@ class Controller:
                 task.cancel()
             await asyncio.gather(*stages.values(), return_exceptions=True)
             state["status"] = "cancelled"
+        except Exception as exc:  # a fault of the engine itself: never leave it running
+            state.update(status="failed", error={**_error(exc), "stage": None})
         finally:
             state["ended_at"] = time.time()
             state["duration_s"] = round(state["ended_at"] - state["started_at"], 4)
@@ -234,6 +245,7 @@ class Controller:
                 self._free_bulky(wid, plan)
             self.running.pop(wid, None)
             self._touch(wid, save=True)
+            metrics.workflows().inc(tags={"status": state["status"]})
         if plan.options.callback_url:
             asyncio.get_running_loop().create_task(self._callback(wid, plan))
 
@@ -253,6 +265,8 @@ class Controller:
                              "message": "an upstream stage did not succeed"}
             raise
         hit = self.cache.get(key) if key else None
+        if key:
+            metrics.cache_lookups().inc(tags={"result": "hit" if hit else "miss"})
         if hit is not None:
             self.outputs[wid][name] = hit.outputs
             self._save_artifacts(wid, name, self.cache.artifacts(key))
@@ -269,6 +283,9 @@ class Controller:
         info.update(status="succeeded", progress=1.0, compute_s=round(meta["compute_s"], 4),
                     queued_s=round(max(0.0, meta["began"] - info["submitted_at"]), 4))
         self._touch(wid, save=True)
+        metrics.queue_seconds().observe(info["queued_s"], tags={"node": st.node.name})
+        metrics.stage_seconds().observe(info["duration_s"], tags={"node": st.node.name,
+                                                                  "status": "succeeded"})
 
     async def _attempts(self, wid: str, plan: Plan, name: str) -> tuple[dict, ray.ObjectRef]:
         """Call the stage's actor, again after a crash or unexpected error."""
@@ -308,6 +325,8 @@ class Controller:
                 last = attempt == self.settings.stage_attempts
                 if last or not _retryable(exc) or isinstance(_cause(exc), Cancelled):
                     info.update(status="failed", error=err)
+                    metrics.stage_seconds().observe(time.time() - info["submitted_at"], tags={
+                        "node": st.node.name, "status": "failed"})
                     raise
                 await asyncio.sleep(delay)
                 delay *= 2
@@ -322,9 +341,14 @@ class Controller:
         keys: dict[str, str] = {}
         for name in plan.order:
             st = plan.stages[name]
-            inputs = {k: f"{keys[b.stage]}.{b.output}" if isinstance(b, Ref) else literal_key(b)
-                      for k, b in st.bindings.items()}
-            identity = get_service(st.node.service).identity(self.settings, st.params)
+            if any(isinstance(b, Ref) and b.stage not in keys for b in st.bindings.values()):
+                continue  # an upstream stage cannot be keyed, so neither can this one
+            try:
+                identity = get_service(st.node.service).identity(self.settings, st.params)
+                inputs = {k: f"{keys[b.stage]}.{b.output}" if isinstance(b, Ref)
+                          else literal_key(b) for k, b in st.bindings.items()}
+            except Exception:
+                continue  # an unknown model, an unreadable file: the stage reports it
             keys[name] = stage_key(st.node.name, st.params, identity, inputs)
         return keys
 
@@ -339,6 +363,8 @@ class Controller:
     def _actor(self, service: str) -> Any:
         if service not in self.actors:
             self.actors[service] = get_service_actor(service, self.settings)
+            fraction = self.settings.actor_options(service).num_gpus
+            metrics.gpu_fraction().set(fraction, tags={"service": service})
         return self.actors[service]
 
     def _save_artifacts(self, wid: str, stage: str, artifacts: dict[str, bytes]) -> None:
@@ -366,11 +392,12 @@ class Controller:
                 del refs[name]
 
     # ---- state bookkeeping -----------------------------------------------------
-    def _state(self, wid: str) -> dict[str, Any]:
-        try:
-            return self.states[wid]
-        except KeyError:
-            raise NotFound(f"no workflow with id '{wid}'") from None
+    def _state(self, wid: str, owner: str | None = None) -> dict[str, Any]:
+        """The state of ``wid``; another owner's workflow is as unknown as a missing one."""
+        state = self.states.get(wid)
+        if state is None or (owner is not None and state["owner"] != owner):
+            raise NotFound(f"no workflow with id '{wid}'")
+        return state
 
     def _event(self, wid: str) -> asyncio.Event:
         return self.changed.setdefault(wid, asyncio.Event())

@@ -6,22 +6,18 @@ Environment variables win over the file; nested keys use ``__``
 
 from __future__ import annotations
 
+import json
 import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    SecretStr,
-    SerializationInfo,
-    field_serializer,
-    field_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from yivideo.security.auth import AuthSettings
+from yivideo.security.ratelimit import RateLimitSettings
 
 
 class ActorOptions(BaseModel):
@@ -88,6 +84,21 @@ class Settings(BaseSettings):
     callback_allowlist: list[str] = Field(
         default_factory=list, description="private hosts/CIDRs callbacks may reach")
     callback_attempts: int = Field(5, ge=1, description="deliveries tried per callback")
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    input_roots: list[Path] = Field(
+        default_factory=list,
+        description="folders HTTP requests may read inputs from (besides uploads); "
+                    "empty: any path (single-user default)")
+    url_allowlist: list[str] = Field(
+        default_factory=list, description="private hosts/CIDRs input URLs may reach")
+    fetch_max_mb: float = Field(2048.0, gt=0, description="largest input fetched from a URL")
+    fetch_timeout_s: float = Field(600.0, gt=0, description="time limit of one URL fetch")
+    max_input_duration_s: float | None = Field(None, gt=0, description="longest input accepted")
+    max_input_width: int | None = Field(None, gt=0, description="widest input accepted")
+    max_input_height: int | None = Field(None, gt=0, description="tallest input accepted")
+    max_active_workflows: int = Field(
+        0, ge=0, description="pending/running workflows per caller (0: no limit)")
     actors: dict[str, ActorOptions] = Field(default_factory=_default_actors)
     models: ModelSettings = Field(default_factory=ModelSettings)
 
@@ -107,18 +118,18 @@ class Settings(BaseSettings):
     def _expand(cls, v: Path) -> Path:
         return v.expanduser()
 
-    @field_serializer("webhook_secret", when_used="json")
-    def _secret(self, value: SecretStr | None, info: SerializationInfo) -> str | None:
-        if value is None:
-            return None
-        return value.get_secret_value() if (info.context or {}).get("reveal") else str(value)
-
     def for_actors(self) -> str:
         """JSON that actors rebuild these settings from, secrets included."""
-        return self.model_dump_json(context={"reveal": True})
+        return json.dumps(self.model_dump(), default=_plain)
 
     def actor_options(self, service: str) -> ActorOptions:
         return self.actors.get(service) or _default_actors().get(service) or ActorOptions()
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    return str(value)  # Path
 
 
 class _YamlSource(PydanticBaseSettingsSource):

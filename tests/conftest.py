@@ -20,6 +20,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 STORAGE = Path(tempfile.mkdtemp(prefix="yivideo-test-storage-"))
+METRICS_PORT = 8089
 
 # Settings for every process of the cluster (raylet workers inherit this environment).
 os.environ.update(
@@ -30,6 +31,7 @@ os.environ.update(
     YIVIDEO_CALLBACK_ALLOWLIST='["127.0.0.1"]',
     YIVIDEO_WEBHOOK_SECRET="whsec_dGVzdC1zZWNyZXQtZm9yLXlpdmlkZW8tdGVzdHM=",
     YIVIDEO_RETRY_BACKOFF_S="0.1",
+    YIVIDEO_RATE_LIMIT__RATE="100000/minute",
     PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}",
 )
 
@@ -49,6 +51,7 @@ def ray_cluster():
     _ray("stop", "--force", check=False)
     started = _ray("start", "--head", "--num-cpus=4", "--num-gpus=1",
                    "--object-store-memory=500000000", "--include-dashboard=true",
+                   f"--metrics-export-port={METRICS_PORT}",
                    "--dashboard-host=127.0.0.1", "--disable-usage-stats", check=False)
     if started.returncode != 0:
         pytest.fail(f"ray start failed:\n{started.stdout}\n{started.stderr}")

@@ -28,6 +28,18 @@ class YiVideoError(Exception):
     def to_dict(self) -> dict[str, Any]:
         return {"code": self.code, "message": self.message, "details": self.details}
 
+    def __reduce__(self) -> tuple:
+        # rebuilt from its attributes, whatever the subclass's constructor takes, so that
+        # errors cross Ray's process boundaries intact
+        return (_rebuild, (type(self), self.message, self.__dict__))
+
+
+def _rebuild(cls: type[YiVideoError], message: str, state: dict[str, Any]) -> YiVideoError:
+    err = cls.__new__(cls)
+    Exception.__init__(err, message)
+    err.__dict__.update(state)
+    return err
+
 
 class ConfigError(YiVideoError):
     """Invalid workflow config. ``details`` lists ``{loc, msg}`` for each problem."""

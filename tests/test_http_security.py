@@ -1,0 +1,245 @@
+"""Operating safely: auth, tenants, limits, hostile paths/URLs/media, metrics, fuzzing.
+
+A second, locked-down application (auth on, small limits, confined inputs) is served at
+``/secure`` beside the default one; both share the same engine.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from yivideo.security.auth import AuthSettings, issue_jwt, new_api_key
+
+from .conftest import METRICS_PORT, wait_until
+
+SECRET = "s" * 40
+KEYS = {owner: new_api_key(owner) for owner in ("alice", "bob", "carol", "mallory")}
+
+
+@pytest.fixture(scope="module")
+def roots(tmp_path_factory, sample):
+    root = tmp_path_factory.mktemp("inputs")
+    os.link(sample.video, root / "clip.mp4")
+    (root / "escape.mp4").symlink_to("/etc/hosts")
+    return root
+
+
+@pytest.fixture(scope="module")
+def secure(ray_cluster, roots):
+    from ray import serve
+
+    from serve_app import build_app
+
+    auth = {"enabled": True, "jwt_secret": SECRET,
+            "api_keys": [entry.model_dump() for _, entry in KEYS.values()]}
+    overrides = {"auth": auth, "rate_limit": {"rate": "40/minute"}, "input_roots": [str(roots)],
+                 "max_upload_mb": 1, "max_active_workflows": 2,
+                 "max_input_duration_s": 60, "max_input_width": 4096, "max_input_height": 4096}
+    serve.start(http_options={"host": "127.0.0.1", "port": 8000})
+    serve.run(build_app(overrides), name="secure", route_prefix="/secure")
+    with httpx.Client(base_url="http://127.0.0.1:8000/secure", timeout=60) as client:
+        yield client
+    serve.delete("secure")
+
+
+def key(owner: str) -> dict[str, str]:
+    return {"X-API-Key": KEYS[owner][0]}
+
+
+def jwt_for(sub: str, **changes) -> dict[str, str]:
+    settings = AuthSettings(enabled=True, jwt_secret=SECRET, **changes.pop("settings", {}))
+    token = issue_jwt(sub, settings, **changes)
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_health_is_open_everything_else_needs_a_credential(secure):
+    assert secure.get("/health").status_code == 200
+    resp = secure.get("/v1/nodes")
+    assert resp.status_code == 401 and resp.json()["error"]["code"] == "unauthorized"
+    assert resp.headers["www-authenticate"].startswith("Bearer")
+    assert secure.get("/v1/nodes", headers=key("alice")).status_code == 200
+    assert secure.get("/v1/nodes", headers=jwt_for("dave")).status_code == 200
+
+
+@pytest.mark.parametrize("headers", [
+    {"X-API-Key": "yv_not-a-real-key"},
+    {"Authorization": "Bearer yv_forged"},
+    {"Authorization": "Basic YWxpY2U6c2VjcmV0"},
+    {"Authorization": "Bearer not.a.jwt"},
+])
+def test_wrong_credentials_are_401(secure, headers):
+    assert secure.get("/v1/workflows", headers=headers).status_code == 401
+
+
+def test_expired_and_foreign_tokens_are_401(secure):
+    assert secure.get("/v1/workflows", headers=jwt_for("dave", ttl_s=-60)).status_code == 401
+    wrong_aud = jwt_for("dave", settings={"jwt_audience": "someone-else"})
+    assert secure.get("/v1/workflows", headers=wrong_aud).status_code == 401
+    wrong_iss = jwt_for("dave", settings={"jwt_issuer": "evil"})
+    assert secure.get("/v1/workflows", headers=wrong_iss).status_code == 401
+    forged = AuthSettings(enabled=True, jwt_secret="x" * 40)
+    token = issue_jwt("dave", forged)
+    assert secure.get("/v1/workflows", headers={"Authorization": f"Bearer {token}"}
+                      ).status_code == 401
+
+
+def test_a_caller_sees_only_its_own_workflows(secure, roots):
+    body = {"video_path": "clip.mp4", "workflow_config": {"audio_extraction": {}}}
+    resp = secure.post("/v1/workflows", json=body, headers=key("alice"))
+    assert resp.status_code == 202, resp.text
+    wid = resp.json()["data"]["id"]
+    wait_until(lambda: secure.get(f"/v1/workflows/{wid}", headers=key("alice")).json()[
+        "data"]["status"] == "succeeded", 60)
+    for path in (f"/v1/workflows/{wid}", f"/v1/workflows/{wid}/artifacts/audio.wav",
+                 f"/v1/workflows/{wid}/events"):
+        assert secure.get(path, headers=key("bob")).status_code == 404
+        assert secure.get(path, headers=key("alice")).status_code == 200
+    assert secure.delete(f"/v1/workflows/{wid}", headers=key("bob")).status_code == 404
+    assert secure.post(f"/v1/workflows/{wid}/retry", headers=key("bob")).status_code == 404
+    bobs = secure.get("/v1/workflows", headers=key("bob")).json()["data"]["items"]
+    assert wid not in [w["id"] for w in bobs]
+
+
+def test_rate_limit_429_with_retry_after_not_fooled_by_forwarded_for(secure):
+    codes, last = [], None
+    for i in range(60):
+        last = secure.get("/v1/nodes", headers={**key("carol"),
+                                                 "X-Forwarded-For": f"10.0.0.{i}"})
+        codes.append(last.status_code)
+    assert 429 in codes and codes.index(429) >= 30
+    assert int(last.headers["retry-after"]) >= 1
+    assert last.json()["error"]["code"] == "rate_limited"
+    assert secure.get("/v1/nodes", headers=key("alice")).status_code == 200  # per credential
+
+
+def test_upload_limit_is_enforced_while_streaming(secure):
+    def body():
+        for _ in range(4):
+            yield b"\0" * (512 * 1024)
+
+    resp = secure.post("/v1/files", params={"filename": "big.mp4"}, content=body(),
+                       headers=key("alice"))  # chunked: no Content-Length to trust
+    assert resp.status_code == 413
+    small = secure.post("/v1/files", params={"filename": "ok.bin"}, content=b"x" * 1000,
+                        headers=key("alice"))
+    assert small.status_code == 201 and small.json()["data"]["size"] == 1000
+
+
+def test_concurrent_workflows_per_caller_are_limited(secure):
+    nap = {"inputs": {}, "options": {"cache": False},
+           "stages": {"nap": {"node": "diagnostics.sleep", "params": {"seconds": 20}}}}
+    ids = [secure.post("/v1/workflows", json=nap, headers=key("bob")).json()["data"]["id"]
+           for _ in range(2)]
+    third = secure.post("/v1/workflows", json=nap, headers=key("bob"))
+    assert third.status_code == 429 and "limit 2" in third.json()["error"]["message"]
+    for wid in ids:
+        secure.delete(f"/v1/workflows/{wid}", headers=key("bob"))
+
+
+HOSTILE_PATHS = ["../../etc/passwd", "/etc/passwd", "%2e%2e/%2e%2e/etc/passwd",
+                 "clip.mp4\x00.txt", "escape.mp4", "~/clip.mp4", "sub/../clip.mp4",
+                 "a" * 5000, "", "/proc/self/environ", "file:///etc/passwd"]
+HOSTILE_URLS = ["http://127.0.0.1:8000/health", "http://localhost:8265/", "http://[::1]/x",
+                "http://169.254.169.254/latest/meta-data/", "http://10.0.0.1/v.mp4",
+                "http://[::ffff:127.0.0.1]/v.mp4", "http://0x7f000001/v.mp4",
+                "http://2130706433/v.mp4", "ftp://example.com/v.mp4"]
+
+
+@pytest.mark.parametrize("value", HOSTILE_PATHS + HOSTILE_URLS)
+def test_hostile_inputs_are_refused_with_the_field(secure, value):
+    body = {"video_path": value, "workflow_config": {"audio_extraction": {}}}
+    resp = secure.post("/v1/workflows", json=body, headers=key("mallory"))
+    assert resp.status_code == 422, (value, resp.text)
+    assert resp.json()["error"]["details"][0]["loc"] == "video_path"
+
+
+def _media(root: Path, name: str, make) -> str:
+    path = root / name
+    make(path)
+    return name
+
+
+def _lavfi(path: Path, spec: str, *extra: str) -> None:
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", spec, *extra,
+                    str(path)], check=True)
+
+
+@pytest.mark.parametrize("name, make, words", [
+    ("zero.mp4", lambda p: p.write_bytes(b""), "empty"),
+    ("truncated.mp4", None, ""),
+    ("text.mp4", lambda p: p.write_text("just some text, not a video\n" * 20), ""),
+    ("playlist.m3u8", lambda p: p.write_text(
+        "#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\n/etc/passwd\n#EXT-X-ENDLIST\n"), ""),
+    ("list.mp4", lambda p: p.write_text("ffconcat version 1.0\nfile '/etc/hosts'\n"), ""),
+    ("wide.mp4", lambda p: _lavfi(p, "color=c=black:s=4200x16:d=1"), "width"),
+    ("long.mp4", lambda p: _lavfi(p, "color=c=black:s=32x32:d=61", "-r", "1"), "duration"),
+])
+def test_malformed_media_is_refused(secure, roots, name, make, words):
+    if make is None:
+        data = Path(roots / "clip.mp4").read_bytes()
+        (roots / name).write_bytes(data[: len(data) // 3])
+    else:
+        make(roots / name)
+    body = {"video_path": name, "workflow_config": {"audio_extraction": {}}}
+    resp = secure.post("/v1/workflows", json=body, headers=key("mallory"))
+    if resp.status_code == 202:  # probes fine (a truncated MP4 keeps its index): must end
+        wid = resp.json()["data"]["id"]
+        state = wait_until(lambda: (s := secure.get(f"/v1/workflows/{wid}", headers=key(
+            "mallory")).json()["data"])["status"] in ("succeeded", "failed") and s, 60)
+        assert name == "truncated.mp4"
+        assert state["status"] == "succeeded" or state["error"]["message"]
+        return
+    assert resp.status_code == 422, resp.text
+    error = resp.json()["error"]
+    assert error["details"][0]["loc"] == "video_path" and words in error["message"]
+
+
+def test_secrets_never_appear_in_state_or_errors(secure):
+    resp = secure.get("/v1/workflows", headers={"X-API-Key": KEYS["mallory"][0] + "x"})
+    assert KEYS["mallory"][0] not in resp.text and SECRET not in resp.text
+    health = secure.get("/health").text
+    assert SECRET not in health
+
+
+def test_custom_metrics_reach_rays_prometheus_endpoint(secure):
+    import yivideo
+
+    yivideo.wait(yivideo.submit({"inputs": {}, "stages": {
+        "n": {"node": "diagnostics.noop"}}}), timeout=60)
+
+    def scraped():
+        text = httpx.get(f"http://127.0.0.1:{METRICS_PORT}/metrics", timeout=10).text
+        names = ("ray_yivideo_workflows_total", "ray_yivideo_stage_seconds",
+                 "ray_yivideo_cache_lookups_total")
+        return all(n in text for n in names) and text
+
+    text = wait_until(scraped, 60, interval=2)
+    assert 'status="succeeded"' in text
+
+
+def test_schemathesis_finds_no_server_errors(ray_cluster, tmp_path):
+    """Fuzz the default application's OpenAPI schema; no request may cause a 5xx."""
+    from ray import serve
+
+    from serve_app import build_app
+
+    serve.run(build_app(), name="fuzzed", route_prefix="/")
+    wait_until(lambda: httpx.get("http://127.0.0.1:8000/health").status_code == 200, 60)
+    started = time.monotonic()
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "schemathesis"), "run",
+         "http://127.0.0.1:8000/openapi.json", "--checks", "not_a_server_error",
+         "--max-examples", "25", "--workers", "1", "--seed", "1",
+         "--phases", "examples,coverage,fuzzing", "--max-time", "120"],
+        capture_output=True, text=True, timeout=400, cwd=tmp_path)
+    serve.delete("fuzzed")
+    summary = proc.stdout[-3000:]
+    print(summary, f"({time.monotonic() - started:.0f} s)")
+    assert proc.returncode == 0, summary

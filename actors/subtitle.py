@@ -25,6 +25,8 @@ class WriteParams(Params):
     font: str = "DejaVu Sans"
     font_size: int = Field(48, ge=8, le=200)
     speaker_prefix: str | None = "[{speaker}] "
+    keep_segments: bool = Field(
+        False, description="one event per transcript segment, timings untouched (OCR)")
 
 
 class BurnParams(Params):
@@ -57,7 +59,11 @@ class SubtitleService(Service):
     def write(self, ctx: NodeContext, params: WriteParams, transcript: Transcript
               ) -> dict[str, Any]:
         """Segment a transcript into subtitle events and write SRT/VTT/ASS/JSON/TXT."""
-        events = segments_to_events(transcript, params.rules)
+        if params.keep_segments:
+            events = [SubtitleEvent(s.start, s.end, s.text.split("\n"), s.speaker)
+                      for s in transcript.segments if s.text.strip()]
+        else:
+            events = segments_to_events(transcript, params.rules)
         style = {"font": params.font, "font_size": params.font_size,
                  "speaker_prefix": params.speaker_prefix}
         for fmt in params.formats:

@@ -20,7 +20,9 @@ from pydantic import BaseModel, ConfigDict
 from yivideo.errors import Cancelled, NodeNotFound
 
 #: Modules that hold services; importing them fills the registry.
-SERVICE_MODULES = ("actors.ffmpeg", "actors.asr", "actors.subtitle", "actors.diagnostics")
+SERVICE_MODULES = (
+    "actors.ffmpeg", "actors.asr", "actors.ocr", "actors.subtitle", "actors.diagnostics",
+)
 
 
 class Params(BaseModel):

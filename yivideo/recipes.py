@@ -64,7 +64,8 @@ def _keyframes(stages: Stages, params: dict[str, Any]) -> None:
                            "inputs": {"video": "input.video"}}
 
 
-_WRITE_KEYS = ("formats", "rules", "name", "font", "font_size", "speaker_prefix")
+_WRITE_KEYS = ("formats", "rules", "name", "font", "font_size", "speaker_prefix",
+               "keep_segments")
 
 
 def _asr_subtitles(stages: Stages, params: dict[str, Any]) -> None:
@@ -75,7 +76,25 @@ def _asr_subtitles(stages: Stages, params: dict[str, Any]) -> None:
                            "inputs": {"transcript": "asr.transcript"}}
 
 
-#: capability -> (strategy, provider) -> how it expands
+def _ocr_subtitles(stages: Stages, params: dict[str, Any]) -> None:
+    write, ocr = _split(params, *_WRITE_KEYS)
+    shared = ("model", "device", "threads", "min_confidence", "similarity")
+    band = {k: ocr[k] for k in shared if k in ocr}
+    if "band" in ocr:
+        band["band"] = ocr["band"]
+    if "band_samples" in ocr:
+        band["samples"] = ocr.pop("band_samples")
+    stages["band"] = {"node": "ocr.detect_band", "params": band,
+                      "inputs": {"video": "input.video"}}
+    stages["ocr"] = {"node": "ocr.extract_subtitles", "params": ocr,
+                     "inputs": {"video": "input.video", "band": "band.band"}}
+    # OCR events already have frame-exact timings: keep them as they are
+    stages["subtitles"] = {"node": "subtitle.write",
+                           "params": {"keep_segments": True, "formats": ["srt", "json"], **write},
+                           "inputs": {"transcript": "ocr.transcript"}}
+
+
+#: capability -> (strategy, provider) -> how it expands; the first strategy is the default
 CAPABILITIES: dict[str, dict[tuple[str, str], Provider]] = {
     "audio_extraction": {
         ("decode", "ffmpeg"): Provider(_extract_audio, "decode the audio track; audio.wav"),
@@ -89,12 +108,14 @@ CAPABILITIES: dict[str, dict[tuple[str, str], Provider]] = {
     },
     "subtitle_generation": {
         ("asr", "faster_whisper"): Provider(_asr_subtitles, "speech to SRT/VTT/ASS/JSON"),
+        ("ocr", "paddleocr"): Provider(_ocr_subtitles, "burnt-in subtitles read by OCR"),
     },
 }
 
 #: Built-in recipes a user can name instead of writing a config.
 RECIPES: dict[str, dict[str, Any]] = {
     "subtitles": {"subtitle_generation": {"strategy": "asr", "provider": "faster_whisper"}},
+    "hardsub": {"subtitle_generation": {"strategy": "ocr", "provider": "paddleocr"}},
     "audio": {
         "audio_extraction": {"strategy": "decode", "provider": "ffmpeg"},
         "audio_split": {"strategy": "silence", "provider": "ffmpeg"},
@@ -133,11 +154,8 @@ def expand_recipe(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]
         params = dict(body)
         strategy, provider = params.pop("strategy", None), params.pop("provider", None)
         options = CAPABILITIES[cap]
-        strategies = sorted({s for s, _ in options})
-        if strategy is None:
-            strategy = strategies[0] if len(strategies) == 1 else None
-            if strategy is None:
-                raise ConfigError.at(f"{loc}.strategy", f"required (one of: {strategies})")
+        strategies = list(dict.fromkeys(s for s, _ in options))
+        strategy = strategy or strategies[0]
         if strategy not in strategies:
             raise ConfigError.at(f"{loc}.strategy",
                                  f"unknown strategy '{strategy}' (known: {', '.join(strategies)})")

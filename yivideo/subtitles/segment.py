@@ -12,7 +12,7 @@ import math
 import re
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
@@ -367,7 +367,12 @@ def segments_to_events(
     words: list[Word] = []
     speakers: list[str | None] = []
     for segment in transcript.segments:
-        seg_words = segment.words or _approximate_words(segment)
+        seg_words = list(segment.words or _approximate_words(segment))
+        if words and seg_words and not seg_words[0].text[:1].isspace():
+            # segments meet without a space: add one unless both sides are CJK
+            prev, first = words[-1].text.rstrip()[-1:], seg_words[0].text.lstrip()[:1]
+            if not (prev and first and is_cjk(prev) and is_cjk(first)):
+                seg_words[0] = replace(seg_words[0], text=" " + seg_words[0].text)
         words.extend(seg_words)
         speakers.extend([segment.speaker] * len(seg_words))
     limit = transcript.duration if transcript.duration > 0 else None

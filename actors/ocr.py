@@ -1,0 +1,261 @@
+"""Hard-subtitle OCR with PaddleOCR: the ``ocr.detect_band`` and ``ocr.extract_subtitles`` nodes.
+
+PaddleOCR, onnxruntime and PyAV are imported inside methods so that importing this
+module, as the workflow compiler does, stays fast. Models are resolved offline
+(:mod:`yivideo.ocr_models`); the default PP-OCRv6 small models read Chinese and English
+(and more) with one recognition model, so ``language`` only shapes how text is joined and
+which language the transcript reports.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import Field, model_validator
+
+from yivideo.errors import ConfigError, ResourceUnavailable
+from yivideo.nodes import NodeContext, Params, Service, node, register_service
+from yivideo.ocr_models import DEFAULT_MODEL, resolve_ocr_models
+from yivideo.types import Segment, Transcript
+
+if TYPE_CHECKING:
+    from yivideo.hardsub import Band, PaddleRecognizer
+
+log = logging.getLogger(__name__)
+
+#: PaddleOCR language names -> the language code a transcript carries.
+LANGUAGES = {"ch": "zh", "en": "en"}
+
+
+class BandParams(Params):
+    """A subtitle band given by hand, in pixels of the video frame (ends excluded)."""
+
+    y0: int = Field(ge=0, description="first row")
+    y1: int = Field(gt=0, description="row after the last")
+    x0: int = Field(0, ge=0, description="first column")
+    x1: int | None = Field(None, gt=0, description="column after the last; None: frame width")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> BandParams:
+        if self.y1 <= self.y0:
+            raise ValueError("y1 must be greater than y0")
+        if self.x1 is not None and self.x1 <= self.x0:
+            raise ValueError("x1 must be greater than x0")
+        return self
+
+
+class _OCRParams(Params):
+    model: str = Field(
+        DEFAULT_MODEL, description="OCR model set name (see models settings) or directory"
+    )
+    device: Literal["auto", "cpu", "gpu"] = Field(
+        "auto", description="'auto': the GPU when onnxruntime can use CUDA"
+    )
+    threads: int = Field(
+        0, ge=0, description="CPU threads of the OCR engine; 0: the actor's num_cpus"
+    )
+    min_confidence: float = Field(0.5, ge=0, le=1, description="drop text boxes scored lower")
+    similarity: float = Field(
+        0.8, gt=0, le=1, description="edit-distance ratio at which two readings are one text"
+    )
+
+
+class DetectBandParams(_OCRParams):
+    samples: int = Field(12, ge=2, le=500, description="frames OCR'd to find the band")
+    band: BandParams | None = Field(None, description="skip detection: use this band")
+
+
+class ExtractParams(_OCRParams):
+    language: Literal["ch", "en"] = Field("ch", description="PaddleOCR language name")
+    sample_fps: float = Field(5.0, gt=0, le=120, description="frames per second compared")
+    min_duration: float = Field(0.2, ge=0, description="shorter subtitles are flicker (s)")
+    change_threshold: float = Field(
+        0.3, gt=0, lt=1, description="text-mask difference at which the band has changed"
+    )
+    band: BandParams | None = Field(None, description="use this band, not a detected one")
+    band_samples: int = Field(12, ge=2, le=500, description="frames OCR'd to find the band")
+
+
+@dataclass
+class _Loaded:
+    recognizer: PaddleRecognizer
+    model: str
+    device: str
+    load_s: float
+
+
+def _device(requested: str) -> str:
+    """PaddleOCR's device string; 'gpu' only when onnxruntime was built with CUDA."""
+    import onnxruntime as ort
+
+    cuda = "CUDAExecutionProvider" in ort.get_available_providers()
+    if requested == "gpu" and not cuda:
+        raise ResourceUnavailable(
+            "device 'gpu' requested but onnxruntime has no CUDA support (install onnxruntime-gpu)"
+        )
+    if requested == "auto":
+        return "gpu:0" if cuda else "cpu"
+    return "gpu:0" if requested == "gpu" else "cpu"
+
+
+def _band(params: BandParams, width: int, height: int) -> Band:
+    from yivideo.hardsub import Band
+
+    x1 = params.x1 if params.x1 is not None else width
+    if params.y1 > height or x1 > width:
+        raise ConfigError.at("band", f"band {params.model_dump()} lies outside the "
+                             f"{width}x{height} frame")  # fmt: skip
+    return Band(params.y0, params.y1, params.x0, x1)
+
+
+@register_service
+class OCRService(Service):
+    """PaddleOCR (det + rec), loaded once per actor and kept."""
+
+    name = "ocr"
+    uses_gpu = True
+
+    def __init__(self, settings: Any) -> None:
+        super().__init__(settings)
+        self._engines: dict[tuple[str, str, str, int], _Loaded] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def identity(cls, settings: Any, params: dict[str, Any]) -> str:
+        """The resolved det/rec model folders of the requested model set."""
+        models = resolve_ocr_models(params.get("model", DEFAULT_MODEL), settings.models)
+        return f"{models.det.path}|{models.rec.path}"
+
+    def health(self) -> dict[str, Any]:
+        models = [
+            {
+                "model": entry.model,
+                "det": str(key[0]),
+                "rec": str(key[1]),
+                "device": entry.device,
+                "threads": key[3],
+                "load_s": round(entry.load_s, 3),
+                "calls": entry.recognizer.calls,
+            }
+            for key, entry in self._engines.items()
+        ]
+        return {"service": self.name, "models": models}
+
+    def recognizer(self, params: _OCRParams) -> PaddleRecognizer:
+        """The PaddleOCR engine for these params, loaded on first use and kept.
+
+        Keyed by model files, device and threads: the language does not pick another
+        model (PP-OCRv6's recogniser is multilingual; a set for one language is its own
+        ``model``).
+        """
+        models = resolve_ocr_models(params.model, self.settings.models)
+        device = _device(params.device)
+        # As many threads as Ray reserved for the actor: more only fight the video decoder
+        # and other actors for the same cores (on 2 cores, 1 thread reads twice as fast).
+        reserved = self.settings.actor_options(self.name).num_cpus
+        threads = params.threads or max(1, math.ceil(reserved))
+        key = (str(models.det.path), str(models.rec.path), device, threads)
+        with self._lock:  # one load even when calls arrive together
+            entry = self._engines.get(key)
+            if entry is None:
+                from yivideo.hardsub import PaddleRecognizer
+
+                t0 = time.monotonic()
+                rec = PaddleRecognizer(models, device=device, threads=threads)
+                entry = _Loaded(rec, params.model, device, time.monotonic() - t0)
+                self._engines[key] = entry
+                log.info("loaded OCR %s (%s) on %s in %.2f s",
+                         params.model, models.det.engine, device, entry.load_s)  # fmt: skip
+        return entry.recognizer
+
+    def _detect(self, ctx: NodeContext, params: _OCRParams, video: str, samples: int,
+                band: BandParams | None, share: float) -> Band | None:  # fmt: skip
+        from yivideo import hardsub
+
+        info = hardsub.video_info(video)  # a MediaError before any model loads
+        if band is not None:
+            return _band(band, info["width"], info["height"])
+        rec = self.recognizer(params)
+
+        def find(image: Any) -> list[hardsub.OCRLine]:
+            # Finding lines in a whole frame needs less resolution than reading them.
+            return rec(image, det_side=640, min_confidence=params.min_confidence)
+
+        def report(f: float, m: str) -> None:
+            ctx.progress(f * share, f"finding the subtitle band: {m}")
+
+        return hardsub.detect_band(video, find, samples=samples, similarity=params.similarity,
+                                   progress=report)  # fmt: skip
+
+    @node(
+        "ocr.detect_band",
+        params=DetectBandParams,
+        inputs={"video": "video"},
+        outputs={"band": "band"},
+    )
+    def detect_band(self, ctx: NodeContext, params: DetectBandParams, video: str) -> dict:
+        """Find where burnt-in subtitles are drawn (None when the video has none)."""
+        band = self._detect(ctx, params, video, params.samples, params.band, 1.0)
+        ctx.progress(1.0, f"band {band.to_dict() if band else None}")
+        return {"band": band}
+
+    @node(
+        "ocr.extract_subtitles",
+        params=ExtractParams,
+        inputs={"video": "video", "band": "band"},
+        outputs={"transcript": "transcript"},
+        optional_inputs=("band",),
+    )
+    def extract_subtitles(
+        self, ctx: NodeContext, params: ExtractParams, video: str, **optional: Any
+    ) -> dict:
+        """Read burnt-in subtitles into timed text (PaddleOCR), one segment per subtitle."""
+        from yivideo import hardsub
+
+        info = hardsub.video_info(video)
+        if params.band is not None:
+            band: Band | None = _band(params.band, info["width"], info["height"])
+            share = 0.0
+        elif "band" in optional:  # from ocr.detect_band; None: it found no subtitles
+            band, share = optional["band"], 0.0
+        else:
+            band = self._detect(ctx, params, video, params.band_samples, None, 0.2)
+            share = 0.2
+        transcript = Transcript(
+            language=LANGUAGES[params.language],
+            language_probability=1.0,
+            duration=info["duration"],
+            model=f"paddleocr:{params.model}",
+        )
+        events: list[hardsub.OCREvent] = []
+        if band is not None:
+            engine = self.recognizer(params)
+
+            def read(image: Any) -> list[hardsub.OCRLine]:
+                return engine(image, min_confidence=params.min_confidence)
+
+            def report(f: float, m: str) -> None:
+                ctx.progress(share + f * (1 - share), m)
+
+            result = hardsub.extract_subtitles(
+                video, read, band,
+                sample_fps=params.sample_fps, min_duration=params.min_duration,
+                similarity=params.similarity, change_threshold=params.change_threshold,
+                progress=report,
+            )  # fmt: skip
+            events = result.events
+            log.info("%s: %d subtitles from %d frames, %d OCR calls",
+                     video, len(events), result.frames, result.ocr_calls)  # fmt: skip
+        transcript.segments = [Segment(e.start, e.end, e.text) for e in events]
+        ctx.add_artifact(
+            "ocr_events.json",
+            json.dumps([e.to_dict() for e in events], ensure_ascii=False, indent=2),
+        )
+        ctx.progress(1.0, f"{len(events)} subtitles")
+        return {"transcript": transcript}

@@ -147,7 +147,8 @@ class Ingress:
         config = load_config_text(body, "body")
         compile_config(config)  # 422 with the precise place before anything starts
         config = await run_in_threadpool(admit, config, self.settings, who.owner)
-        wid = await self.controller.submit.remote(config, who.owner)
+        wid = await self.controller.submit.remote(config, who.owner,
+                                                  self.settings.max_active_workflows)
         return ok({"id": wid, "status": "pending", "url": f"/v1/workflows/{wid}"}, 202)
 
     @api.get("/v1/workflows")

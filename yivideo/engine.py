@@ -75,11 +75,16 @@ class Controller:
                                  self.settings.cache_max_entries, self.settings.cache_ttl_s)
 
     # ---- front-door calls -------------------------------------------------------
-    async def submit(self, config: dict[str, Any], owner: str = "") -> str:
-        """Validate ``config`` and start it in the background; returns its id."""
+    async def submit(self, config: dict[str, Any], owner: str = "",
+                     max_active: int | None = None) -> str:
+        """Validate ``config`` and start it in the background; returns its id.
+
+        ``max_active`` (default: the setting) caps the caller's unfinished workflows; a
+        front door passes its own limit.
+        """
         self._expire()
         plan = self._compile(config)
-        limit = self.settings.max_active_workflows
+        limit = self.settings.max_active_workflows if max_active is None else max_active
         active = sum(1 for s in self.states.values()
                      if s["owner"] == owner and s["status"] not in FINAL)
         if limit and active >= limit:

@@ -84,8 +84,8 @@ class ServiceHost:
 
     @ray.method(concurrency_group="control")
     def health(self) -> dict[str, Any]:
-        return {"alive": True, "pid": os.getpid(), "stopped": list(self._stopped),
-                **self.service.health()}
+        return {"alive": True, "pid": os.getpid(), "gpu_ids": ray.get_gpu_ids(),
+                "stopped": list(self._stopped), **self.service.health()}
 
     @ray.method(concurrency_group="control")
     def cancel(self, workflow_id: str, stage: str) -> None:

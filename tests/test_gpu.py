@@ -1,0 +1,33 @@
+"""On a machine with a CUDA GPU: faster-whisper through the ASR service on the GPU."""
+
+from __future__ import annotations
+
+import pytest
+
+from actors.asr import ASRService, TranscribeParams
+from yivideo import media
+from yivideo.nodes import NodeContext
+from yivideo.settings import Settings
+
+
+def _cuda_devices() -> int:
+    import ctranslate2
+
+    try:
+        return ctranslate2.get_cuda_device_count()
+    except Exception:
+        return 0
+
+
+pytestmark = [pytest.mark.gpu,
+              pytest.mark.skipif(_cuda_devices() == 0, reason="no CUDA device for CTranslate2")]
+
+
+def test_transcribes_on_cuda_in_float16(sample):
+    service = ASRService(Settings())
+    audio = media.decode_audio(sample.video)
+    out = service.transcribe(NodeContext(), TranscribeParams(device="cuda"), audio)
+    text = " ".join(s.text for s in out["transcript"].segments).lower()
+    assert "weather" in text or len(text.split()) > 10
+    (loaded,) = service.health()["models"]
+    assert loaded["device"] == "cuda" and loaded["compute_type"] == "float16"

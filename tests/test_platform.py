@@ -238,3 +238,19 @@ def test_gpu_fractions_share_a_card_and_the_rest_wait(sample, tmp_path):
         ray.kill(controller.actors["diagnostics"], no_restart=True)
 
     asyncio.run(drill())
+
+
+def test_a_removed_node_moves_its_actor_and_the_workflow_finishes(tmp_path):
+    """On a simulated three-node cluster (its own, beside the session's)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "YIVIDEO_STORAGE_DIR": str(tmp_path)}
+    env.pop("RAY_ADDRESS", None)
+    proc = subprocess.run([sys.executable, str(Path(__file__).with_name("failover_drill.py"))],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    outcome = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert outcome["status"] == "succeeded" and outcome["moved"]
+    assert outcome["attempts"] == ["actor_died"]

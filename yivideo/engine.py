@@ -433,6 +433,8 @@ def get_controller(settings: Settings | None = None) -> Any:
     return ray.remote(Controller).options(
         name=CONTROLLER, namespace=settings.namespace, get_if_exists=True,
         lifetime="detached", num_cpus=0, max_concurrency=1000, max_restarts=-1,
+        # on the head node, where storage_dir (state, artifacts) lives
+        resources={"node:__internal_head__": 0.001},
     ).remote(settings.for_actors())
 
 

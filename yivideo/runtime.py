@@ -64,6 +64,7 @@ def get_service_actor(service: str, settings: Settings | None = None) -> ray.act
         num_gpus=opts.num_gpus,
         max_concurrency=opts.max_concurrency,
         max_restarts=opts.max_restarts,
+        resources=opts.resources or None,
     )
     return host.remote(service, settings.for_actors())
 
@@ -85,6 +86,7 @@ class ServiceHost:
     @ray.method(concurrency_group="control")
     def health(self) -> dict[str, Any]:
         return {"alive": True, "pid": os.getpid(), "gpu_ids": ray.get_gpu_ids(),
+                "node_id": ray.get_runtime_context().get_node_id(),
                 "stopped": list(self._stopped), **self.service.health()}
 
     @ray.method(concurrency_group="control")

@@ -29,6 +29,8 @@ class ActorOptions(BaseModel):
     num_gpus: float = Field(0.0, ge=0, description="GPU fraction, e.g. 0.25; 0 on CPU nodes")
     max_concurrency: int = Field(1, ge=1, description="calls one actor runs at once")
     max_restarts: int = Field(3, ge=-1, description="restarts after the actor process dies")
+    resources: dict[str, float] = Field(
+        default_factory=dict, description="custom Ray resources, e.g. {ocr_node: 1}")
 
 
 def _default_actors() -> dict[str, ActorOptions]:

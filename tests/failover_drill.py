@@ -39,8 +39,9 @@ def main() -> None:
     cluster.remove_node(victim)
     state = yivideo.wait(wid, timeout=120)
     after = ray.get(actor.health.remote(), timeout=60)["node_id"]
+    attempts = [a["error"]["code"] for a in state["stages"]["nap"]["attempts"]]
     print(json.dumps({"status": state["status"], "moved": before != after,
-                      "attempts": [a["error"]["code"] for a in state["stages"]["nap"]["attempts"]]}))
+                      "attempts": attempts}))
     ray.shutdown()
     cluster.shutdown()
 

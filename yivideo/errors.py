@@ -76,6 +76,14 @@ class ModelNotFound(YiVideoError):
     code = "model_not_found"
     http_status = 422
 
+    @classmethod
+    def listing(cls, what: str, reason: str, available: dict[str, str], how_to_add: str
+                ) -> ModelNotFound:
+        """``what`` is missing: say why, what is available offline and how to add one."""
+        found = ", ".join(f"{k} ({v})" for k, v in available.items()) or "none"
+        msg = f"{what} {reason}. Available offline: {found}. {how_to_add}"
+        return cls(msg, [{"loc": "model", "msg": msg, "available": sorted(available)}])
+
 
 class ResourceUnavailable(YiVideoError):
     code = "resource_unavailable"

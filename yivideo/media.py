@@ -22,12 +22,13 @@ from yivideo.types import Audio, Frames, Span
 SAMPLE_RATE = 16000
 
 
-def _check_file(path: str | Path) -> Path:
+def check_file(path: str | Path) -> Path:
+    """The path, if it names a non-empty regular file; else :class:`MediaError`."""
     p = Path(path)
     if not p.exists():
         raise MediaError(f"file not found: {p}")
     if not p.is_file():
-        raise MediaError(f"not a file: {p}")
+        raise MediaError(f"not a regular file: {p}")
     if p.stat().st_size == 0:
         raise MediaError(f"empty file: {p}")
     return p
@@ -40,7 +41,7 @@ def _reason(err: ffmpeg.Error) -> str:
 
 def probe(path: str | Path) -> dict[str, Any]:
     """Container and stream facts: duration, video size and rate, audio rate and channels."""
-    p = _check_file(path)
+    p = check_file(path)
     try:
         info = ffmpeg.probe(str(p))
     except ffmpeg.Error as e:

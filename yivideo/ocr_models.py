@@ -237,16 +237,13 @@ def available_ocr_models(models: ModelSettings) -> dict[str, str]:
 
 
 def _not_found(name: str, models: ModelSettings, reason: str) -> ModelNotFound:
-    available = available_ocr_models(models)
-    listing = ", ".join(f"{k} ({v})" for k, v in available.items()) or "none"
     dirs = ", ".join(str(d) for d in models.model_dirs) or "none configured"
-    msg = (
-        f"OCR model '{name}' {reason}. Available offline: {listing}. To add one, put a "
-        f"directory holding a text detection and a text recognition model directory (each "
-        f"with inference.yml and inference.onnx, or Paddle's inference files) into one of "
-        f"models.model_dirs ({dirs}), or give that directory's path as the model."
+    return ModelNotFound.listing(
+        f"OCR model '{name}'", reason, available_ocr_models(models),
+        f"To add one, put a directory holding a text detection and a text recognition model "
+        f"directory (each with inference.yml and inference.onnx, or Paddle's inference files) "
+        f"into one of models.model_dirs ({dirs}), or give that directory's path as the model.",
     )
-    return ModelNotFound(msg, [{"loc": "model", "msg": msg, "available": sorted(available)}])
 
 
 def resolve_ocr_models(name_or_path: str, models: ModelSettings) -> OCRModelSet:

@@ -123,17 +123,14 @@ def available_models(models: ModelSettings) -> dict[str, str]:
 
 
 def _not_found(name: str, models: ModelSettings, reason: str) -> ModelNotFound:
-    available = available_models(models)
-    listing = ", ".join(f"{k} ({v})" for k, v in available.items()) or "none"
     dirs = ", ".join(str(d) for d in models.model_dirs) or "none configured"
-    msg = (
-        f"whisper model '{name}' {reason}. Available offline: {listing}. "
+    return ModelNotFound.listing(
+        f"whisper model '{name}'", reason, available_models(models),
         f"To add one, put its CTranslate2 directory (with model.bin) into one of "
         f"models.model_dirs ({dirs}) named '<name>' or '{_PREFIX}<name>', give the "
         f"directory's path as the model, or set models.allow_download to let faster-whisper "
-        f"fetch it."
+        f"fetch it.",
     )
-    return ModelNotFound(msg, [{"loc": "model", "msg": msg, "available": sorted(available)}])
 
 
 def resolve_model(name_or_path: str, models: ModelSettings) -> str:

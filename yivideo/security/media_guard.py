@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from yivideo.errors import MediaError
+from yivideo.media import check_file
 
 __all__ = ["ALLOWED_FORMATS", "REFUSED_FORMATS", "safe_probe"]
 
@@ -48,14 +49,7 @@ SNIFF_BYTES = 4096
 
 
 def _check_file(path: str | Path) -> Path:
-    p = Path(path)
-    if not p.exists():
-        raise MediaError(f"file not found: {p}")
-    if not p.is_file():
-        raise MediaError(f"not a regular file: {p}")
-    if p.stat().st_size == 0:
-        raise MediaError(f"empty file: {p}")
-    return p.resolve()
+    return check_file(path).resolve()
 
 
 def _sniff(p: Path) -> None:

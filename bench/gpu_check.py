@@ -73,7 +73,8 @@ def drill_torch() -> None:
         print("torch not installed: skipping the matmul drill")
         return
     actors = [Matmul.remote() for _ in range(4)]
-    print("4 fractional actors, matmuls at once:", ray.get([a.run.remote() for a in actors], timeout=180))
+    results = ray.get([a.run.remote() for a in actors], timeout=180)
+    print("4 fractional actors, matmuls at once:", results)
 
 
 def cublas_for_ctranslate2() -> None:

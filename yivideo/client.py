@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,8 +122,6 @@ def get(workflow_id: str) -> dict[str, Any]:
 def wait(workflow_id: str, on_update: Callable[[dict[str, Any]], None] | None = None,
          timeout: float | None = None) -> dict[str, Any]:
     """Block until the workflow is final, calling ``on_update`` on every change."""
-    import time
-
     controller = get_controller()
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:

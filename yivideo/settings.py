@@ -38,6 +38,7 @@ def _default_actors() -> dict[str, ActorOptions]:
         "ffmpeg": ActorOptions(num_cpus=0.5, max_concurrency=4),
         "asr": ActorOptions(num_cpus=1.0),
         "ocr": ActorOptions(num_cpus=1.0),
+        "diarize": ActorOptions(num_cpus=1.0),
         "subtitle": ActorOptions(num_cpus=0.25, max_concurrency=4),
         "diagnostics": ActorOptions(num_cpus=0, max_concurrency=8, max_restarts=-1),
     }

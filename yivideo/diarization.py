@@ -518,6 +518,15 @@ def _diarize_windows(
             def report(f: float, w: int = w) -> None:
                 progress((w + f) / len(windows), f"window {w + 1}/{len(windows)}")
         local, centroids = _run(pipe, audio[a:b], f"{uri}#{w}", report, max_speakers=local_max)
+        if local and not centroids:
+            # A pipeline that gives no speaker embeddings cannot link windows: one pass.
+            tracks, _ = _run(
+                pipe, audio, uri, None,
+                num_speakers=num_speakers, min_speakers=min_speakers, max_speakers=max_speakers,
+            )  # fmt: skip
+            if progress:
+                progress(1.0, "done")
+            return _relabel(tracks)
         for start, end, label in local:
             tracks.append((start + offset, end + offset, (w, label)))
         for label, vector in centroids.items():

@@ -49,7 +49,7 @@ def ray_cluster():
     import yivideo
 
     _ray("stop", "--force", check=False)
-    started = _ray("start", "--head", "--num-cpus=4", "--num-gpus=1",
+    started = _ray("start", "--head", "--num-cpus=8", "--num-gpus=1",
                    "--object-store-memory=500000000", "--include-dashboard=true",
                    f"--metrics-export-port={METRICS_PORT}",
                    "--dashboard-host=127.0.0.1", "--disable-usage-stats", check=False)

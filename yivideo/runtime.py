@@ -7,6 +7,7 @@ on first use and reused by every workflow afterwards.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections import deque
@@ -33,6 +34,10 @@ def connect(address: str | None = None, settings: Settings | None = None, **init
     settings = settings or get_settings()
     if not (address or os.environ.get("RAY_ADDRESS")):
         init.setdefault("include_dashboard", False)
+        # long-lived service actors mostly wait: give the local instance enough logical
+        # CPUs for all of them, or one would wait forever for a CPU another one holds
+        wanted = sum(a.num_cpus for a in settings.actors.values())
+        init.setdefault("num_cpus", max(os.cpu_count() or 1, math.ceil(wanted)))
     ray.init(address=address, namespace=settings.namespace, log_to_driver=False, **init)
 
 

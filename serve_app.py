@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from ray import serve
 
 from yivideo.admission import admit, uploads_dir
-from yivideo.engine import get_controller
+from yivideo.engine import cause_of, get_controller
 from yivideo.errors import YiVideoError
 from yivideo.nodes import all_nodes, all_services
 from yivideo.recipes import RECIPES, list_capabilities
@@ -78,7 +78,7 @@ async def _yivideo_error(_: Request, exc: YiVideoError) -> JSONResponse:
 
 @api.exception_handler(ray.exceptions.RayTaskError)
 async def _ray_error(request: Request, exc: ray.exceptions.RayTaskError) -> JSONResponse:
-    cause = getattr(exc, "cause", None) or exc
+    cause = cause_of(exc)
     if isinstance(cause, YiVideoError):
         return await _yivideo_error(request, cause)
     return fail(500, "internal", "internal error")  # details stay in the logs

@@ -38,14 +38,15 @@ from yivideo.workflow import Plan, Ref, compile_config
 HEAVY_TYPES = {"audio", "frames"}
 
 
-def _cause(exc: BaseException) -> BaseException:
+def cause_of(exc: BaseException) -> BaseException:
+    """The exception a stage raised, unwrapped from Ray's RayTaskError."""
     cause = getattr(exc, "cause", None)
     return cause if isinstance(exc, ray.exceptions.RayTaskError) and cause else exc
 
 
 def _error(exc: BaseException) -> dict[str, str]:
     """A stage's exception as ``{type, code, message}``, unwrapped from Ray's envelope."""
-    exc = _cause(exc)
+    exc = cause_of(exc)
     if isinstance(exc, YiVideoError):
         return {"type": type(exc).__name__, "code": exc.code, "message": exc.message}
     if isinstance(exc, ray.exceptions.RayActorError):
@@ -56,7 +57,7 @@ def _error(exc: BaseException) -> dict[str, str]:
 
 def _retryable(exc: BaseException) -> bool:
     """Crashes and unexpected errors may pass; a YiVideoError (bad input) will not."""
-    return not isinstance(_cause(exc), YiVideoError)
+    return not isinstance(cause_of(exc), YiVideoError)
 
 
 class Controller:
@@ -325,10 +326,10 @@ class Controller:
                 err = _error(exc)
                 info["attempts"].append({"attempt": attempt, "error": err,
                                          "started_at": info["started_at"], "ended_at": time.time()})
-                if isinstance(_cause(exc), ray.exceptions.RayActorError):
+                if isinstance(cause_of(exc), ray.exceptions.RayActorError):
                     self.actors.pop(st.node.service, None)  # fetch it anew (restarted or not)
                 last = attempt == self.settings.stage_attempts
-                if last or not _retryable(exc) or isinstance(_cause(exc), Cancelled):
+                if last or not _retryable(exc) or isinstance(cause_of(exc), Cancelled):
                     info.update(status="failed", error=err)
                     metrics.stage_seconds().observe(time.time() - info["submitted_at"], tags={
                         "node": st.node.name, "status": "failed"})

@@ -125,6 +125,9 @@ class ServiceHost:
         """
         began = time.time()
         key = (workflow_id, stage)
+        # a cancel that reached an earlier run of this stage must not stop a retry;
+        # a call cancelled while still queued never starts (ray.cancel)
+        self._cancelled.discard(key)
         self._tell("stage_started", workflow_id, stage, began)
         spec = get_node(node)
         values = iter(upstream)

@@ -13,6 +13,7 @@ from yivideo.errors import MediaError
 from yivideo.nodes import NodeContext, Params, Service, node, register_service
 from yivideo.subtitles import SegmentationRules, render, segments_to_events
 from yivideo.subtitles.formats import transcript_json
+from yivideo.subtitles.layout import fit_lines
 from yivideo.types import SubtitleEvent, Transcript
 
 Format = Literal["srt", "vtt", "ass", "json", "txt"]
@@ -60,7 +61,8 @@ class SubtitleService(Service):
               ) -> dict[str, Any]:
         """Segment a transcript into subtitle events and write SRT/VTT/ASS/JSON/TXT."""
         if params.keep_segments:
-            events = [SubtitleEvent(s.start, s.end, s.text.split("\n"), s.speaker)
+            # Timings stay as read off the screen; lines follow the same layout rules.
+            events = [SubtitleEvent(s.start, s.end, fit_lines(s.text, params.rules), s.speaker)
                       for s in transcript.segments if s.text.strip()]
         else:
             events = segments_to_events(transcript, params.rules)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 import pytest
@@ -9,7 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from yivideo.subtitles import SegmentationRules, segment_words, segments_to_events
+from yivideo.subtitles import SegmentationRules, join_lines, segment_words, segments_to_events
+from yivideo.subtitles.language import is_cjk
+from yivideo.subtitles.layout import fit_lines
 from yivideo.types import Segment, SubtitleEvent, Transcript, Word
 
 EPS = 1e-6
@@ -102,33 +105,50 @@ def assign_words(events: list[SubtitleEvent], words: list[Word]) -> list[list[in
     return groups
 
 
+def width(text: str, rules: SegmentationRules) -> float:
+    """Width in Latin characters: a CJK character counts as the two line limits' ratio."""
+    cjk = sum(1 for c in text if is_cjk(c))
+    return len(text) - cjk + cjk * rules.max_chars_per_line / rules.max_chars_per_line_cjk
+
+
 def check_events(
     words: list[Word],
     events: list[SubtitleEvent],
     rules: SegmentationRules,
     speakers: list[str | None] | None = None,
     kind: str = "mixed",
+    limit: float = math.inf,
 ) -> list[list[int]]:
-    """Assert every segmentation rule on ``events`` made from ``words``."""
+    """Assert every segmentation rule on ``events`` made from ``words`` (media ``limit`` s)."""
     assert compact("".join(e.text for e in events)) == compact("".join(w.text for w in words))
     groups = assign_words(events, words)
     for k, (event, group) in enumerate(zip(events, groups, strict=True)):
         first, last = words[group[0]], words[group[-1]]
+        nxt = events[k + 1] if k + 1 < len(events) else None
         single = len(group) == 1
         duration = event.end - event.start
-        assert event.start >= first.start - EPS
+        shown = sum(width(line, rules) for line in event.lines)
         assert event.start == pytest.approx(first.start)
         assert event.start >= 0
-        assert event.end >= last.end - EPS, "event ends before its speech"
-        assert event.end <= max(last.end, event.start + rules.min_duration) + EPS
+        # Shown until its speech ends, less the gap before the next event at most.
+        speech_end = last.end if nxt is None else min(last.end, nxt.start - rules.min_gap)
+        assert event.end >= speech_end - EPS, "event ends before its speech"
+        # Extended into silence only as far as the minimum duration and reading speed need.
+        text = " ".join("".join(words[i].text for i in group).split())
+        need = max(rules.min_duration, width(text, rules) / rules.max_cps)
+        assert event.end <= max(last.end, event.start + need) + EPS
         assert 1 <= len(event.lines) <= rules.max_lines
         for line in event.lines:
             assert line and line == line.strip()
-            assert len(line) <= rules.max_chars_per_line or single
+            assert width(line, rules) <= rules.max_chars_per_line + EPS or single
         if not single:
             assert duration <= rules.max_duration + EPS
-            chars = sum(len(line) for line in event.lines)
-            assert chars <= rules.max_cps * duration + EPS
+            if shown > rules.max_cps * duration + EPS:
+                # Faster than the reading speed only where speech is: the event already
+                # stays as long as the next one and max_duration let it.
+                room = nxt.start - rules.min_gap if nxt is not None else limit
+                longest = min(room, event.start + rules.max_duration)
+                assert event.end >= longest - EPS or room <= event.start, "needlessly fast"
         if speakers is not None:
             assert {speakers[i] for i in group} == {event.speaker}
         if kind == "cjk":
@@ -136,12 +156,11 @@ def check_events(
             assert "".join(event.lines) == "".join(words[i].text for i in group)
         if kind == "latin":
             assert " ".join(event.lines) == "".join(words[i].text for i in group).strip()
-        if k + 1 < len(events):
-            nxt = events[k + 1]
+        if nxt is not None:
             assert event.start <= nxt.start
             assert event.end <= nxt.start + EPS, "events overlap"
-            if event.end > last.end + EPS:
-                assert nxt.start - event.end >= rules.min_gap - EPS, "extension ate the gap"
+            if nxt.start - event.start > rules.min_gap + EPS:
+                assert nxt.start - event.end >= rules.min_gap - EPS, "events closer than the gap"
     return groups
 
 
@@ -267,8 +286,8 @@ def test_cjk_lines_have_no_inserted_spaces() -> None:
     for event in events:
         assert all(" " not in line and len(line) <= 16 for line in event.lines)
     check_events(words, events, rules, kind="cjk")
-    # Both events end at a sentence end.
-    assert [e.lines[-1][-1] for e in events] == ["？", "。"]
+    # One sentence per event.
+    assert [e.lines[-1][-1] for e in events] == ["。", "？", "。"]
 
 
 def test_line_break_is_balanced_and_prefers_punctuation() -> None:
@@ -287,11 +306,12 @@ def test_over_long_word_is_kept_alone() -> None:
     assert [e.text for e in events] == ["a", long_word, "b"]
 
 
-def test_fast_word_stays_alone_rather_than_dropped() -> None:
+def test_fast_words_are_shown_rather_than_dropped() -> None:
     words = [Word(0.0, 0.05, " incomprehensibilities"), Word(0.05, 0.1, " yes")]
-    events = segment_words(words, SegmentationRules(min_duration=0.5))
-    assert [e.text for e in events] == ["incomprehensibilities", "yes"]
-    check_events(words, events, SegmentationRules(min_duration=0.5), kind="latin")
+    # The media ends right after them: no silence to read them in.
+    events = segment_words(words, SegmentationRules(min_duration=0.5), total_duration=0.1)
+    assert [e.text for e in events] == ["incomprehensibilities yes"]
+    check_events(words, events, SegmentationRules(min_duration=0.5), kind="latin", limit=0.1)
 
 
 def test_min_duration_extends_into_silence_only() -> None:
@@ -301,8 +321,8 @@ def test_min_duration_extends_into_silence_only() -> None:
     events = segment_words(words, rules, speakers=["A", "B", "B"])
     assert [(e.start, e.text) for e in events] == [(1.0, "Hi."), (1.5, "Yo."), (5.0, "Bye.")]
     assert events[0].end == pytest.approx(1.5 - rules.min_gap)
-    assert events[1].end == pytest.approx(2.5)
-    assert events[2].end == pytest.approx(6.0)
+    assert events[1].end == pytest.approx(1.5 + rules.min_duration)
+    assert events[2].end == pytest.approx(5.0 + rules.min_duration)
     # A known media duration caps the last extension.
     last = segment_words(words, rules, speakers=["A", "B", "B"], total_duration=5.6)[-1]
     assert last.end == pytest.approx(5.6)
@@ -369,3 +389,113 @@ def test_rules_validation() -> None:
         SegmentationRules(min_gap=-0.1)
     with pytest.raises(ValidationError):
         SegmentationRules(max_chars=40)  # type: ignore[call-arg]
+
+
+def spoken(*sentences: str, cps: float = 14.0, pause: float = 1.2) -> list[Word]:
+    """Sentences read at ``cps`` characters per second, ``pause`` seconds apart."""
+    words, t = [], 0.5
+    for sentence in sentences:
+        for w in sentence.split():
+            duration = (len(w) + 1) / cps
+            words.append(Word(t, t + duration, " " + w))
+            t += duration
+        t += pause
+    return words
+
+
+def test_golden_one_sentence_per_event() -> None:
+    sentences = (
+        "The weather is lovely today, so we walked to the park.",
+        "My brother bought a new bicycle last week.",
+        "Please close the window before you leave the room.",
+        "Yes.",
+    )
+    words = spoken(*sentences)
+    events = segment_words(words)
+    assert [join_lines(e.lines) for e in events] == list(sentences)
+    assert events[0].lines == ["The weather is lovely today,", "so we walked to the park."]
+    check_events(words, events, SegmentationRules(), kind="latin")
+
+
+def test_golden_long_sentence_splits_at_its_clause() -> None:
+    sentence = (
+        "When the concert finally ended after almost three hours, the exhausted audience "
+        "stood up and applauded the orchestra for five whole minutes."
+    )
+    words = spoken(sentence)
+    events = segment_words(words)
+    assert [join_lines(e.lines) for e in events] == [
+        "When the concert finally ended after almost three hours,",
+        "the exhausted audience stood up",
+        "and applauded the orchestra for five whole minutes.",
+    ]
+    check_events(words, events, SegmentationRules(), kind="latin")
+
+
+def test_golden_unpunctuated_speech_never_ends_on_a_leaning_word() -> None:
+    text = (
+        "we walked down to the river and then we sat on the old bench because it was warm "
+        "and the sun was shining over the water while the children played with a ball"
+    )
+    words = spoken(text)
+    events = segment_words(words)
+    assert len(events) >= 2
+    for event in events:
+        last = event.lines[-1].split()[-1]
+        assert last not in {"the", "a", "to", "on", "with", "over", "and", "we", "it", "was"}
+        for line in event.lines[:-1]:
+            assert line.split()[-1] not in {"the", "a", "to", "on", "with", "over"}, event.lines
+    # Events after the first open a clause: with a conjunction or the word after a pause.
+    assert all(e.text.split()[0] in {"and", "because", "while", "then"} for e in events[1:])
+    check_events(words, events, SegmentationRules(), kind="latin")
+
+
+def test_golden_recogniser_segments_without_punctuation_split_events() -> None:
+    first = spoken("the children built a castle of sand", pause=0.0)
+    second = [Word(w.start + first[-1].end + 1.0, w.end + first[-1].end + 1.0, w.text)
+              for w in spoken("I forgot my umbrella", pause=0.0)]
+    transcript = Transcript("en", 1.0, 10.0, [
+        Segment(first[0].start, first[-1].end, "", first),
+        Segment(second[0].start, second[-1].end, "", second),
+    ])
+    events = segments_to_events(transcript)
+    assert [e.text for e in events] == ["the children built a castle of sand",
+                                        "I forgot my umbrella"]
+
+
+def test_golden_lines_are_bottom_heavy_and_break_before_the_clause() -> None:
+    (event,) = segment_words(spoken("The pilot announced that we would land twenty minutes early."))
+    assert event.lines == ["The pilot announced", "that we would land twenty minutes early."]
+
+
+def test_golden_chinese_sentences_and_clauses() -> None:
+    sentences = ("今天天气很好，我们去公园散步吧。", "你觉得怎么样？",
+                 "我昨天在图书馆借了一本关于中国古代历史的书，因为下个月我们要去西安参观兵马俑。")
+    words, t = [], 0.5
+    for sentence in sentences:
+        for char in sentence:
+            words.append(Word(t, t + 0.22, char))
+            t += 0.22
+        t += 1.0
+    rules = SegmentationRules()
+    events = segment_words(words, rules)
+    texts = ["".join(e.lines) for e in events]
+    assert texts[:2] == list(sentences[:2])
+    # The long sentence splits at its comma, never after 的 or a preposition.
+    assert texts[2:] == ["我昨天在图书馆借了一本关于中国古代历史的书，",
+                         "因为下个月我们要去西安参观兵马俑。"]
+    for event in events:
+        assert all(len(line) <= rules.max_chars_per_line_cjk for line in event.lines)
+        assert all(not line.endswith(("的", "在", "关于")) for line in event.lines)
+    check_events(words, events, rules, kind="cjk")
+
+
+def test_fixed_text_is_laid_out_by_the_same_rules() -> None:
+    rules = SegmentationRules()
+    assert fit_lines("短字幕", rules) == ["短字幕"]
+    assert fit_lines("line one\nline two", rules) == ["line one", "line two"]
+    long = "这条字幕是从屏幕上识别出来的，它太长了一行放不下所以需要换行"
+    lines = fit_lines(long, rules)
+    assert "".join(lines) == long and len(lines) == 2
+    assert all(len(line) <= rules.max_chars_per_line_cjk for line in lines)
+    assert lines[0].endswith("，")

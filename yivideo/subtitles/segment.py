@@ -1,73 +1,65 @@
-"""Group timed words into subtitle events within line, duration and reading-speed limits.
+"""Group timed words into subtitle events the way professional subtitlers do.
 
-Events are chosen by dynamic programming over word boundaries: every event must satisfy the
-rules (a word that cannot satisfy them alone still gets its own event), and among the valid
-groupings the cheapest one wins. The cost prefers few, evenly filled events and splits at
-sentence ends, then clause ends, then long pauses.
+Events are chosen by dynamic programming over word boundaries. Every event keeps the hard
+limits (lines and their width, time on screen; a word that cannot keep them alone still
+gets its own event). Among the valid groupings the cheapest wins: one sentence per event
+where it fits, long sentences split at clause ends or before a conjunction, and never
+right after a word that belongs with the next one ("the", "of", "and" …). Reading speed
+is kept wherever the silence after an event gives the time; speech faster than that is
+shown as spoken, never by borrowing another sentence's pause.
+An event shows from its first word's start until its last word's end, extended into the
+following silence only as far as the minimum duration and the reading speed need.
 """
 
 from __future__ import annotations
 
 import math
-import re
-import unicodedata
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Collection, Sequence
+from dataclasses import replace
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
+from yivideo.subtitles.language import is_cjk, leans_forward, punct_class, starts_clause
+from yivideo.subtitles.layout import Token, layout, text_tokens, text_width
 from yivideo.types import Segment, SubtitleEvent, Transcript, Word
 
-SENTENCE_END = ".!?。！？…"
-CLAUSE_END = ",;:，；：、"
-# Quotes and brackets may follow the punctuation that ends a sentence or clause.
-_CLOSERS = "\"'”’»)]}」』）】"
+__all__ = ["DEFAULT_RULES", "SegmentationRules", "is_cjk", "join_lines", "segment_words",
+           "segments_to_events"]
 
-# Costs of the event grouping, in arbitrary units. A split inside a clause costs more than an
-# extra event, so events end at punctuation where the limits allow. The punctuation classes
-# are further apart than an ordinary pause is worth; only a long silence (over 1.67 s)
-# outranks the next better punctuation class. The pause bonus is unbounded so that a long
-# silence is not bridged by one event showing text seconds before it is spoken.
+# Costs of the event grouping, in arbitrary units. A sentence end is a reward large enough
+# to pay for the extra event; a split after a leaning word costs more than several extra
+# events. The pause bonus is unbounded so that a long silence is not bridged by one event
+# showing text seconds before it is spoken.
 _EVENT_COST = 3.0
-_FILL_COST = 2.0
+_FILL_COST = 2.0  # times the squared fill: evenly filled events among equal splits
 _SHORT_COST = 20.0  # times the shortfall below min_duration, as a fraction of max_duration
-_CLASS_COST = (10.0, 5.0, 0.0)  # no punctuation, clause end, sentence end
-_PAUSE_BONUS = 3.0  # per second of silence at the split
-# Line layout penalties, relative to the squared line length (see _layout).
-_MID_WORD_BREAK = 1e6
-_BEFORE_PUNCT_BREAK = 1e5
-
-_CJK_RANGES = (
-    (0x2E80, 0x2FDF),  # radicals
-    (0x3000, 0x303F),  # CJK punctuation
-    (0x3040, 0x30FF),  # kana
-    (0x3100, 0x312F),  # bopomofo
-    (0x3190, 0x31FF),
-    (0x3400, 0x4DBF),
-    (0x4E00, 0x9FFF),
-    (0xF900, 0xFAFF),
-    (0xFF00, 0xFFEF),  # full-width forms
-    (0x20000, 0x2FA1F),
-)
-_CJK_CLASS = "".join(f"{chr(lo)}-{chr(hi)}" for lo, hi in _CJK_RANGES)
-# One CJK character, or a run of other non-space characters, with its leading whitespace.
-_TEXT_TOKEN = re.compile(rf"\s*(?:[{_CJK_CLASS}]|[^\s{_CJK_CLASS}]+)")
+_SENTENCE_SPLIT = -10.0
+_CLAUSE_SPLIT = 0.0
+_CONJUNCTION_SPLIT = 2.0  # before "and", "because", "which" …
+_PLAIN_SPLIT = 8.0
+_LEANING_SPLIT = 40.0  # after "the", "of", "and", "we" …
+_SEGMENT_SPLIT = 0.0  # where the recogniser started a new segment without punctuation
+_PAUSE_BONUS = 5.0  # per second of silence at the split
+_SPEED_COST = 10.0  # times the fraction by which an event is faster than max_cps
+_EPS = 1e-9
 
 
 class SegmentationRules(BaseModel):
-    """Limits every subtitle event must respect."""
+    """Limits every subtitle event must respect (Netflix / BBC style by default)."""
 
     # Frozen so that the shared default instance cannot be changed by a caller.
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     max_chars_per_line: int = 42
+    max_chars_per_line_cjk: int = 16
     max_lines: int = 2
-    max_cps: float = 17.0
-    min_duration: float = 1.0
+    max_cps: float = 20.0
+    min_duration: float = 5 / 6
     max_duration: float = 7.0
-    min_gap: float = 0.08
+    min_gap: float = 0.084  # two frames at 24 fps (and at 25 and 30)
 
-    @field_validator("max_chars_per_line", "max_lines", "max_cps", "max_duration")
+    @field_validator("max_chars_per_line", "max_chars_per_line_cjk", "max_lines", "max_cps",
+                     "max_duration")
     @classmethod
     def _positive(cls, value: float) -> float:
         if not (math.isfinite(value) and value > 0):
@@ -91,21 +83,6 @@ class SegmentationRules(BaseModel):
 DEFAULT_RULES = SegmentationRules()
 
 
-@dataclass(frozen=True, slots=True)
-class _Token:
-    text: str  # the word without surrounding whitespace
-    sep: str  # " " if the word is space-separated from the previous one, else ""
-    start: float
-    end: float
-    speaker: str | None
-
-
-def is_cjk(char: str) -> bool:
-    """Whether ``char`` belongs to a script written without spaces between words."""
-    code = ord(char)
-    return any(lo <= code <= hi for lo, hi in _CJK_RANGES)
-
-
 def join_lines(lines: Sequence[str]) -> str:
     """Join subtitle lines into one line, adding a space unless both sides are CJK."""
     out = ""
@@ -116,28 +93,18 @@ def join_lines(lines: Sequence[str]) -> str:
     return out
 
 
-def _punct_class(text: str) -> int:
-    """2 if ``text`` ends a sentence, 1 if it ends a clause, else 0."""
-    stripped = text.rstrip(_CLOSERS)
-    if not stripped:
-        return 0
-    if stripped[-1] in SENTENCE_END:
-        return 2
-    return 1 if stripped[-1] in CLAUSE_END else 0
-
-
-def _is_punct(char: str) -> bool:
-    return unicodedata.category(char).startswith("P")
-
-
-def _prepare(words: Sequence[Word], speakers: Sequence[str | None]) -> list[_Token]:
+def _prepare(
+    words: Sequence[Word], speakers: Sequence[str | None], segment_starts: Collection[int]
+) -> list[Token]:
     """Drop empty words and repair timings so that starts never go backwards or below 0."""
-    tokens: list[_Token] = []
+    tokens: list[Token] = []
     prev_start = 0.0
     pending_space = False
-    for word, speaker in zip(words, speakers, strict=True):
+    opens = False
+    for index, (word, speaker) in enumerate(zip(words, speakers, strict=True)):
         raw = word.text or ""
         text = " ".join(raw.split())
+        opens = opens or index in segment_starts
         if not text:
             pending_space = pending_space or bool(raw)
             continue
@@ -146,154 +113,112 @@ def _prepare(words: Sequence[Word], speakers: Sequence[str | None]) -> list[_Tok
         start = word.start if math.isfinite(word.start) else prev_start
         start = max(start, prev_start, 0.0)
         end = word.end if math.isfinite(word.end) else start
-        tokens.append(_Token(text, sep, start, max(end, start), speaker))
+        tokens.append(Token(text, sep, start, max(end, start), speaker, opens))
         prev_start = start
+        opens = False
     return tokens
 
 
-def _display_end(
+def display_end(
     start: float,
     speech_end: float,
+    width: float,
     next_start: float | None,
     rules: SegmentationRules,
     limit: float | None,
 ) -> float:
-    """End of an event: its speech end, stretched toward ``min_duration`` into the silence."""
-    end = speech_end
-    target = start + rules.min_duration
-    if end < target:
-        room = next_start - rules.min_gap if next_start is not None else limit
-        end = max(end, target if room is None else min(target, room))
+    """When an event leaves the screen.
+
+    At its speech end, stretched into the silence after it as far as ``min_duration`` and
+    the reading speed of its ``width`` characters need, never past ``max_duration`` (unless
+    the speech itself is longer), and always ``min_gap`` before the next event.
+    """
+    need = max(rules.min_duration, width / rules.max_cps)
+    end = max(speech_end, start + need)
+    end = min(end, max(start + rules.max_duration, speech_end))
     if next_start is not None:
-        # Only reachable with overlapping word timings: never overlap the next event.
-        end = min(end, next_start)
-    return end
+        room = next_start - rules.min_gap
+        end = min(end, room) if room > start else min(end, next_start)
+    elif limit is not None:
+        end = min(end, max(limit, speech_end))
+    return max(end, start)
 
 
-def _line_text(tokens: Sequence[_Token]) -> str:
-    return tokens[0].text + "".join(t.sep + t.text for t in tokens[1:])
+def _split_costs(tokens: Sequence[Token]) -> list[float]:
+    """Cost of ending an event before token ``j``, for j in 0..n (the ends cost nothing).
 
-
-def _break_penalty(prev: _Token, nxt: _Token, scale: float) -> float:
-    """Cost of starting a new line with ``nxt``; punctuation and spaces are the cheap places."""
-    if unicodedata.category(nxt.text[0]) in ("Pe", "Pf", "Po") and not nxt.sep:
-        # A line should not open with closing or trailing punctuation.
-        return _BEFORE_PUNCT_BREAK
-    if _punct_class(prev.text):
-        return 0.0
-    a, b = prev.text[-1], nxt.text[0]
-    if not nxt.sep and a.isalnum() and b.isalnum() and not is_cjk(a) and not is_cjk(b):
-        return _MID_WORD_BREAK
-    return scale
-
-
-def _greedy_lines(tokens: Sequence[_Token], width: int) -> int:
-    """Fewest lines that hold ``tokens`` with no line wider than ``width`` (if possible)."""
-    lines, cur = 1, len(tokens[0].text)
-    for tok in tokens[1:]:
-        add = len(tok.sep) + len(tok.text)
-        if cur + add <= width:
-            cur += add
+    A recogniser's segment boundary without punctuation (Whisper often drops the full stop
+    before a pause) is a clause end at least, unless the word before it leans forward.
+    """
+    costs = [0.0] * (len(tokens) + 1)
+    for j in range(1, len(tokens)):
+        prev, nxt = tokens[j - 1], tokens[j]
+        if prev.speaker != nxt.speaker:
+            continue
+        cls = punct_class(prev.text)
+        if cls == 2:
+            cost = _SENTENCE_SPLIT
+        elif cls == 1:
+            cost = _CLAUSE_SPLIT
+        elif leans_forward(_join(tokens[max(j - 3, 0) : j])):
+            cost = _LEANING_SPLIT
+        elif nxt.opens_segment:
+            cost = _SEGMENT_SPLIT
+        elif starts_clause(_join(tokens[j : j + 3])):
+            cost = _CONJUNCTION_SPLIT
         else:
-            lines, cur = lines + 1, len(tok.text)
-    return lines
+            cost = _PLAIN_SPLIT
+        costs[j] = cost - _PAUSE_BONUS * max(nxt.start - prev.end, 0.0)
+    return costs
 
 
-def _layout(tokens: Sequence[_Token], rules: SegmentationRules) -> list[str]:
-    """Break an event's words into the fewest lines, balanced and preferring punctuation."""
-    width = rules.max_chars_per_line
-    m = len(tokens)
-    if m == 1 or len(_line_text(tokens)) <= width:
-        return [_line_text(tokens)]
-    k = _greedy_lines(tokens, width)
-    # Prefix sums give any line's length: its words plus the separators inside it.
-    text_len = [0]
-    sep_len = [0]
-    for tok in tokens:
-        text_len.append(text_len[-1] + len(tok.text))
-        sep_len.append(sep_len[-1] + len(tok.sep))
-
-    def line_cost(a: int, b: int) -> float:
-        length = text_len[b] - text_len[a] + sep_len[b] - sep_len[a + 1]
-        if length > width and b - a > 1:
-            return math.inf
-        return float(length * length)
-
-    # Two lines of total length T offset by d from an even split cost T**2 / 2 + 2 * d**2, so
-    # this makes a break at punctuation up to a quarter line off centre beat a plain one.
-    scale = width * width / 8
-    breaks = [0.0] + [_break_penalty(tokens[q - 1], tokens[q], scale) for q in range(1, m)]
-    # best[p]: cheapest layout of tokens[:p] in the current number of lines; back[l][p] its
-    # last break.
-    best = [line_cost(0, p) if p else math.inf for p in range(m + 1)]
-    back: list[list[int]] = [[0] * (m + 1)]
-    for level in range(1, k):
-        nxt = [math.inf] * (m + 1)
-        prev_of = [0] * (m + 1)
-        # The last line must end at the last word; earlier levels need every end point.
-        for p in range(2, m + 1) if level < k - 1 else (m,):
-            for q in range(1, p):
-                if best[q] == math.inf:
-                    continue
-                cost = best[q] + breaks[q] + line_cost(q, p)
-                if cost < nxt[p]:
-                    nxt[p], prev_of[p] = cost, q
-        best = nxt
-        back.append(prev_of)
-    cuts = [m]
-    for level in range(k - 1, 0, -1):
-        cuts.append(back[level][cuts[-1]])
-    cuts.append(0)
-    cuts.reverse()
-    return [_line_text(tokens[a:b]) for a, b in zip(cuts, cuts[1:], strict=False)]
+def _join(tokens: Sequence[Token]) -> str:
+    return "".join(t.sep + t.text for t in tokens)
 
 
-def _group(tokens: list[_Token], rules: SegmentationRules, limit: float | None) -> list[int]:
+def _group(tokens: list[Token], rules: SegmentationRules, limit: float | None) -> list[int]:
     """Return the start index of every event, chosen by minimum total cost."""
     n = len(tokens)
     width = rules.max_chars_per_line
     capacity = width * rules.max_lines
+    widths = [text_width(t.text, rules) for t in tokens]
+    splits = _split_costs(tokens)
     best = [0.0] + [math.inf] * n
     back = [0] * (n + 1)
-
-    def boundary_cost(j: int) -> float:
-        if j == n or tokens[j].speaker != tokens[j - 1].speaker:
-            return 0.0
-        pause = max(tokens[j].start - tokens[j - 1].end, 0.0)
-        return _CLASS_COST[_punct_class(tokens[j - 1].text)] - _PAUSE_BONUS * pause
-
     for i in range(n):
         first = tokens[i]
-        lines, cur = 1, len(first.text)
-        chars = len(first.text)
+        lines, cur = 1, widths[i]
+        chars = widths[i]
         speech_end = first.end
         for j in range(i + 1, n + 1):
             if j > i + 1:
                 tok = tokens[j - 1]
                 # Over-long words stand alone; events never mix speakers.
-                if max(len(first.text), len(tok.text)) > width or tok.speaker != first.speaker:
+                if max(widths[i], widths[j - 1]) > width + _EPS or tok.speaker != first.speaker:
                     break
-                add = len(tok.sep) + len(tok.text)
+                add = len(tok.sep) + widths[j - 1]
                 chars += add
-                if cur + add <= width:
+                if cur + add <= width + _EPS:
                     cur += add
                 else:
-                    lines, cur = lines + 1, len(tok.text)
+                    lines, cur = lines + 1, widths[j - 1]
                 speech_end = max(speech_end, tok.end)
                 if lines > rules.max_lines or speech_end - first.start > rules.max_duration:
                     break
             next_start = tokens[j].start if j < n else None
-            duration = _display_end(first.start, speech_end, next_start, rules, limit) - first.start
-            # Lines never contain a line-break separator, so ``chars`` can only overcount.
-            if j > i + 1 and chars > rules.max_cps * duration:
-                continue
+            end = display_end(first.start, speech_end, chars, next_start, rules, limit)
+            duration = end - first.start
+            # Speech faster than the reading speed costs by how much faster it is; a
+            # grouping that borrows time from the next sentence's pause costs more still.
+            too_fast = min(max(chars / (rules.max_cps * max(duration, 0.05)) - 1, 0.0), 10.0)
             short = max(rules.min_duration - duration, 0.0) / rules.max_duration
             cost = (
                 best[i]
                 + _EVENT_COST
                 + _FILL_COST * min(chars / capacity, 1.0) ** 2
                 + _SHORT_COST * short
-                + boundary_cost(j)
+                + _SPEED_COST * too_fast
+                + splits[j]
             )
             if cost < best[j]:
                 best[j], back[j] = cost, i
@@ -311,17 +236,19 @@ def segment_words(
     *,
     speakers: Sequence[str | None] | None = None,
     total_duration: float | None = None,
+    segment_starts: Collection[int] = (),
 ) -> list[SubtitleEvent]:
     """Group timed words into subtitle events that follow ``rules``.
 
     ``speakers``, if given, runs parallel to ``words``; an event never mixes speakers.
-    ``total_duration`` bounds how far the last event may be stretched toward min_duration.
+    ``total_duration`` bounds how far the last event may be extended into silence.
+    ``segment_starts`` are the indices of words that open a recogniser's segment.
     """
     if speakers is None:
         speakers = [None] * len(words)
     elif len(speakers) != len(words):
         raise ValueError(f"{len(speakers)} speakers for {len(words)} words")
-    tokens = _prepare(words, speakers)
+    tokens = _prepare(words, speakers, frozenset(segment_starts))
     if not tokens:
         return []
     starts = _group(tokens, rules, total_duration)
@@ -331,21 +258,15 @@ def segment_words(
         chunk = tokens[a:b]
         next_start = tokens[b].start if b < len(tokens) else None
         speech_end = max(t.end for t in chunk)
-        end = _display_end(chunk[0].start, speech_end, next_start, rules, total_duration)
-        events.append(SubtitleEvent(chunk[0].start, end, _layout(chunk, rules), chunk[0].speaker))
+        width = text_width(_join(chunk).lstrip(), rules)
+        end = display_end(chunk[0].start, speech_end, width, next_start, rules, total_duration)
+        events.append(SubtitleEvent(chunk[0].start, end, layout(chunk, rules), chunk[0].speaker))
     return events
 
 
 def _approximate_words(segment: Segment) -> list[Word]:
     """Split a segment's text into words timed in proportion to their characters."""
-    pieces: list[str] = []
-    for match in _TEXT_TOKEN.finditer(segment.text):
-        piece = match.group()
-        # Punctuation written without a space belongs to the word before it.
-        if pieces and all(_is_punct(c) for c in piece):
-            pieces[-1] += piece
-        else:
-            pieces.append(piece)
+    pieces = text_tokens(segment.text)
     # A word's share includes the space before it, so that reading speed over any run of
     # words matches the segment's overall characters per second.
     weights = [len(p.strip()) + (1 if i and p[0].isspace() else 0) for i, p in enumerate(pieces)]
@@ -366,7 +287,9 @@ def segments_to_events(
     """Subtitle events for a transcript, from word timings where the segments have them."""
     words: list[Word] = []
     speakers: list[str | None] = []
+    starts: list[int] = []
     for segment in transcript.segments:
+        starts.append(len(words))
         seg_words = list(segment.words or _approximate_words(segment))
         if words and seg_words and not seg_words[0].text[:1].isspace():
             # segments meet without a space: add one unless both sides are CJK
@@ -376,4 +299,5 @@ def segments_to_events(
         words.extend(seg_words)
         speakers.extend([segment.speaker] * len(seg_words))
     limit = transcript.duration if transcript.duration > 0 else None
-    return segment_words(words, rules, speakers=speakers, total_duration=limit)
+    return segment_words(words, rules, speakers=speakers, total_duration=limit,
+                         segment_starts=starts)

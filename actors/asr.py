@@ -55,8 +55,8 @@ class TranscribeParams(Params):
     beam_size: int = Field(5, ge=1)
     # Defaults measured against faster-whisper's own (bench/asr_defaults.py, table in
     # bench/results/asr_defaults.md). VAD, word timestamps and the silence skip are on: no
-    # WER cost on clean speech, better WER on speech over music and with long pauses, and
-    # one segment per sentence. Previous-text conditioning is on as in faster-whisper:
+    # consistent WER cost on clean speech, better WER on speech over music and with long
+    # pauses, and one segment per sentence. Previous-text conditioning is on as in faster-whisper:
     # turning it off cost WER on every clip kind.
     vad_filter: bool = Field(
         True,

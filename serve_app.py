@@ -145,7 +145,9 @@ class Ingress:
         """Start a workflow from a JSON or YAML body (recipe or explicit form)."""
         body = (await request.body()).decode(errors="replace")
         config = load_config_text(body, "body")
-        compile_config(config)  # 422 with the precise place before anything starts
+        # 422 with the precise place before anything starts; model params are names from
+        # the catalogue, never paths, whatever the settings allow the local CLI
+        compile_config(config, local_paths=False, models=self.settings.models)
         config = await run_in_threadpool(admit, config, self.settings, who.owner)
         wid = await self.controller.submit.remote(config, who.owner,
                                                   self.settings.max_active_workflows)

@@ -19,9 +19,9 @@ from pydantic import Field, field_validator
 
 from yivideo import metrics
 from yivideo.errors import ConfigError, MediaError, ModelNotFound, ResourceUnavailable
-from yivideo.nodes import NodeContext, Params, Service, node, register_service
+from yivideo.nodes import ModelName, NodeContext, Params, Service, node, register_service
 from yivideo.types import Audio, Segment, Transcript, Word
-from yivideo.whisper_models import available_models, resolve_model
+from yivideo.whisper_models import WHISPER_MODELS, available_models, resolve_model
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
@@ -49,7 +49,7 @@ class VadParams(Params):
 
 
 class TranscribeParams(Params):
-    model: str = Field("tiny.en", description="model name (see models settings) or directory")
+    model: ModelName(WHISPER_MODELS) = Field("tiny.en", description="model name (models settings)")
     language: str | None = Field(None, description="language code; None detects it")
     task: Literal["transcribe", "translate"] = "transcribe"
     beam_size: int = Field(5, ge=1)

@@ -14,7 +14,7 @@ from pydantic import Field, model_validator
 
 from yivideo import diarization
 from yivideo.errors import ConfigError
-from yivideo.nodes import NodeContext, Params, Service, node, register_service
+from yivideo.nodes import ModelName, NodeContext, Params, Service, node, register_service
 from yivideo.types import Audio, Transcript
 
 
@@ -32,9 +32,9 @@ class SpeakersParams(Params):
         description="diarize longer audio in windows of this many seconds, then link "
                     "speakers across windows; 0 processes the whole input at once",
     )  # fmt: skip
-    pipeline: str | None = Field(
-        None, description="pyannote pipeline directory, config.yaml or a name under "
-                          "models.model_dirs; None: built-in segmentation-3.0 + CAM++",
+    pipeline: ModelName(diarization.PIPELINES) | None = Field(
+        None, description="name of a pyannote pipeline folder under models.model_dirs; "
+                          "None: built-in segmentation-3.0 + CAM++",
     )  # fmt: skip
     device: Literal["auto", "cpu", "cuda"] = "auto"
 

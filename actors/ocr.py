@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field, model_validator
 
 from yivideo.errors import ConfigError, ResourceUnavailable
-from yivideo.nodes import NodeContext, Params, Service, node, register_service
-from yivideo.ocr_models import DEFAULT_MODEL, resolve_ocr_models
+from yivideo.nodes import ModelName, NodeContext, Params, Service, node, register_service
+from yivideo.ocr_models import DEFAULT_MODEL, OCR_MODELS, resolve_ocr_models
 from yivideo.types import Segment, Transcript
 
 if TYPE_CHECKING:
@@ -51,8 +51,8 @@ class BandParams(Params):
 
 
 class _OCRParams(Params):
-    model: str = Field(
-        DEFAULT_MODEL, description="OCR model set name (see models settings) or directory"
+    model: ModelName(OCR_MODELS) = Field(
+        DEFAULT_MODEL, description="OCR model set name (see models settings)"
     )
     device: Literal["auto", "cpu", "gpu"] = Field(
         "auto", description="'auto': the GPU when onnxruntime can use CUDA"

@@ -275,12 +275,15 @@ def test_resolve_model_dirs(tmp_path: Path) -> None:
     assert resolve_model("small", models) == str(tmp_path / "models" / "faster-whisper-small")
     assert resolve_model("custom", models) == str(tmp_path / "models" / "custom")
     direct = str(tmp_path / "models" / "custom")
-    assert resolve_model(direct, models) == direct
+    with pytest.raises(ModelNotFound, match="allow_local_paths"):
+        resolve_model(direct, models)  # a path only where the operator allows it
+    local = models.model_copy(update={"allow_local_paths": True})
+    assert resolve_model(direct, local) == direct
     found = available_models(models)
     assert {"small", "custom", "tiny.en"} <= set(found)
     assert isinstance(resolve_model("tiny.en", models), str)
     with pytest.raises(ModelNotFound, match="no model.bin"):
-        resolve_model(str(tmp_path / "not-a-model"), models)
+        resolve_model(str(tmp_path / "not-a-model"), local)
     with pytest.raises(ModelNotFound, match="small"):
         resolve_model("medium", models)
     online = models.model_copy(update={"allow_download": True})

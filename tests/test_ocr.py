@@ -275,7 +275,10 @@ def test_model_dirs_and_missing_models(cache: Path, tmp_path: Path) -> None:
     models = ModelSettings(model_dirs=[root], cache_dir=tmp_path / "cache")
     found = resolve_ocr_models("my-ocr", models)
     assert found.det.path == root / "my-ocr" / "PP-OCRv6_small_det"
-    assert resolve_ocr_models(str(root / "my-ocr"), models).rec.name == "PP-OCRv6_small_rec"
+    with pytest.raises(ModelNotFound, match="allow_local_paths"):
+        resolve_ocr_models(str(root / "my-ocr"), models)  # a path only where allowed
+    local = models.model_copy(update={"allow_local_paths": True})
+    assert resolve_ocr_models(str(root / "my-ocr"), local).rec.name == "PP-OCRv6_small_rec"
     assert set(available_ocr_models(models)) == {"my-ocr", DEFAULT_MODEL}
     with pytest.raises(ModelNotFound) as err:
         resolve_ocr_models("ppocr-v9-huge", models)
@@ -283,9 +286,9 @@ def test_model_dirs_and_missing_models(cache: Path, tmp_path: Path) -> None:
     assert err.value.details[0]["available"] == sorted(["my-ocr", DEFAULT_MODEL])
     os.makedirs(tmp_path / "empty")
     with pytest.raises(ModelNotFound, match="no text detection"):
-        resolve_ocr_models(str(tmp_path / "empty"), models)
+        resolve_ocr_models(str(tmp_path / "empty"), local)
     with pytest.raises(ModelNotFound, match="not an existing directory"):
-        resolve_ocr_models(str(tmp_path / "nowhere"), models)
+        resolve_ocr_models(str(tmp_path / "nowhere"), local)
     assert not (tmp_path / "cache").exists()  # nothing prepared for a user's model
 
 

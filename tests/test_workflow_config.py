@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from yivideo.client import build_request
@@ -182,8 +184,6 @@ def test_diarization_joins_subtitles_in_either_order(order):
 
 
 def test_every_recipe_compiles_and_the_catalogue_is_json():
-    import json
-
     from yivideo.nodes import all_nodes
     from yivideo.recipes import RECIPES, list_capabilities
 
@@ -191,3 +191,83 @@ def test_every_recipe_compiles_and_the_catalogue_is_json():
                 "capabilities": list_capabilities()})
     for name in RECIPES:
         assert compile_config(build_request(name, "/v.mp4")).stages
+
+
+# ---------------------------------------------------------------- model names, never paths
+
+
+def _model_params() -> list[tuple[str, str]]:
+    """Every model-selecting param of every node: a new service is covered by itself."""
+    from yivideo.nodes import all_nodes
+
+    return [(spec.name, param) for spec in all_nodes() for param in spec.model_params]
+
+
+MODEL_PARAMS = _model_params()
+MODEL_PATHS = ["/tmp/uploads/0a1b/4f3e/config.yaml", "../models/evil", "~/evil", "./evil",
+               "uploads/evil", "..\\evil", "evil\x00"]
+
+
+def one_stage(node: str, **params) -> dict:
+    """A workflow of one stage running ``node``, every input bound to the workflow input."""
+    from yivideo.nodes import get_node
+
+    inputs = {key: "input.video" for key in get_node(node).inputs}
+    return {"inputs": {"video": "/v.mp4"},
+            "stages": {"s": {"node": node, "params": params, "inputs": inputs}}}
+
+
+def test_the_catalogue_knows_every_model_param():
+    assert {("asr.transcribe", "model"), ("diarize.speakers", "pipeline"),
+            ("ocr.detect_band", "model"), ("ocr.extract_subtitles", "model")} <= set(MODEL_PARAMS)
+
+
+@pytest.mark.parametrize("path", MODEL_PATHS)
+@pytest.mark.parametrize("node, param", MODEL_PARAMS)
+def test_a_model_param_refuses_paths(node, param, path):
+    err = error_of(one_stage(node, **{param: path}))
+    assert err.details[0]["loc"] == f"stages.s.params.{param}"
+    assert "by path" in err.details[0]["msg"] or "not a valid" in err.details[0]["msg"]
+
+
+@pytest.mark.parametrize("node, param", MODEL_PARAMS)
+def test_only_a_trusted_local_caller_may_give_a_model_path(node, param):
+    config = one_stage(node, **{param: "/srv/models/mine"})
+    assert compile_config(config, local_paths=True).stages["s"].params[param] == "/srv/models/mine"
+
+
+@pytest.mark.parametrize("node, param", MODEL_PARAMS)
+def test_an_unknown_model_name_lists_the_available_ones(node, param, tmp_path):
+    from yivideo.nodes import get_node
+    from yivideo.settings import ModelSettings
+
+    models = ModelSettings(model_dirs=[tmp_path], cache_dir=tmp_path / "cache")
+    with pytest.raises(ConfigError) as info:
+        compile_config(one_stage(node, **{param: "no-such-model"}), models=models)
+    detail = info.value.details[0]
+    available = sorted(get_node(node).model_params[param].available(models))
+    assert detail["loc"] == f"stages.s.params.{param}" and detail["available"] == available
+    assert "no-such-model" in detail["msg"] and "available: " in detail["msg"]
+
+
+def test_a_recipe_model_path_is_refused_at_the_capability():
+    request = build_request("subtitles", "/v.mp4", ["subtitle_generation.model=/tmp/m"])
+    err = error_of(request)
+    assert err.details[0]["loc"] == "workflow_config.subtitle_generation.model"
+
+
+def test_the_cli_exits_2_on_a_model_path_unless_the_settings_allow_it(tmp_path, monkeypatch):
+    from yivideo import cli
+    from yivideo.settings import get_settings
+
+    config = tmp_path / "flow.json"
+    config.write_text(json.dumps(one_stage("asr.transcribe", model=str(tmp_path))))
+    assert cli.main(["run", str(config)]) == 2
+    monkeypatch.setenv("YIVIDEO_MODELS__ALLOW_LOCAL_PATHS", "true")
+    get_settings.cache_clear()
+    try:
+        from yivideo.client import validate_request
+
+        validate_request(json.loads(config.read_text()))  # the operator allowed it
+    finally:
+        get_settings.cache_clear()

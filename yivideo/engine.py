@@ -207,7 +207,9 @@ class Controller:
 
     # ---- running a plan ---------------------------------------------------------
     def _compile(self, config: dict[str, Any]) -> Plan:
-        plan = compile_config(config)  # raises ConfigError before anything runs
+        # raises ConfigError before anything runs; front doors from the network have
+        # already refused model paths, whatever the operator allows local callers
+        plan = compile_config(config, local_paths=self.settings.models.allow_local_paths)
         if plan.options.callback_url:
             from yivideo.callbacks import check_callback_url
 

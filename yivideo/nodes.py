@@ -18,6 +18,12 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict
 
 from yivideo.errors import Cancelled, NodeNotFound
+from yivideo.models_catalogue import Catalogue, ModelName, model_params
+
+__all__ = [
+    "Catalogue", "ModelName", "NodeContext", "NodeSpec", "Params", "Service", "all_nodes",
+    "all_services", "get_node", "get_service", "model_params", "node", "register_service",
+]
 
 #: Modules that hold services; importing them fills the registry.
 SERVICE_MODULES = (
@@ -46,6 +52,11 @@ class NodeSpec:
     outputs: dict[str, str]
     description: str
     optional_inputs: frozenset[str] = frozenset()
+
+    @property
+    def model_params(self) -> dict[str, Catalogue]:
+        """Params that select a model (typed :func:`ModelName`): name -> catalogue."""
+        return model_params(self.params)
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -6,10 +6,11 @@ text detection and one for recognition. Each has an ``inference.yml`` whose
 ``inference.onnx`` (run with onnxruntime, no paddlepaddle needed) or the Paddle format
 (``inference.json``/``inference.pdmodel`` + ``inference.pdiparams``, needs paddlepaddle).
 
-Nothing is downloaded. A set is named in a workflow and resolves, in order, to a path
-given directly, a sub-directory of one of ``models.model_dirs``, or the built-in
-``ppocr-v6-small``: the PP-OCRv6 small det/rec ONNX models shipped in the ``rapidocr``
-package, laid out once as a model set in ``models.cache_dir / "ppocr-v6-small"``.
+Nothing is downloaded. A set is named in a workflow and resolves, in order, to a
+sub-directory of one of ``models.model_dirs`` or the built-in ``ppocr-v6-small``: the
+PP-OCRv6 small det/rec ONNX models shipped in the ``rapidocr`` package, laid out once as a
+model set in ``models.cache_dir / "ppocr-v6-small"``. A directory path is accepted only
+with ``models.allow_local_paths`` (the local CLI): a caller's file never reaches onnxruntime.
 """
 
 from __future__ import annotations
@@ -27,10 +28,12 @@ from typing import Any
 import yaml
 
 from yivideo.errors import ModelNotFound
+from yivideo.models_catalogue import Catalogue, looks_like_path
 from yivideo.settings import ModelSettings
 
 __all__ = [
     "DEFAULT_MODEL",
+    "OCR_MODELS",
     "OCRModel",
     "OCRModelSet",
     "available_ocr_models",
@@ -217,10 +220,6 @@ def prepare_ppocr_v6_small(cache_dir: Path) -> Path:
     return target
 
 
-def _looks_like_path(name: str) -> bool:
-    return os.sep in name or "/" in name or name.startswith(("~", "."))
-
-
 def available_ocr_models(models: ModelSettings) -> dict[str, str]:
     """Model sets usable offline: name -> where it comes from. ``model_dirs`` win."""
     found: dict[str, str] = {}
@@ -242,21 +241,14 @@ def _not_found(name: str, models: ModelSettings, reason: str) -> ModelNotFound:
         f"OCR model '{name}'", reason, available_ocr_models(models),
         f"To add one, put a directory holding a text detection and a text recognition model "
         f"directory (each with inference.yml and inference.onnx, or Paddle's inference files) "
-        f"into one of models.model_dirs ({dirs}), or give that directory's path as the model.",
+        f"into one of models.model_dirs ({dirs}).",
     )
 
 
 def resolve_ocr_models(name_or_path: str, models: ModelSettings) -> OCRModelSet:
     """The model set for ``name_or_path``; :class:`ModelNotFound` lists what is available."""
-    path = Path(name_or_path).expanduser()
-    if _looks_like_path(name_or_path) or path.is_dir():
-        found = _read_set(path)
-        if found is not None:
-            return found
-        if path.exists():
-            raise _not_found(name_or_path, models, "holds no text detection + recognition pair")
-        if _looks_like_path(name_or_path):
-            raise _not_found(name_or_path, models, "is not an existing directory")
+    if looks_like_path(name_or_path):
+        return _local_path(name_or_path, models)
     for root in models.model_dirs:
         found = _read_set(Path(root).expanduser() / name_or_path)
         if found is not None:
@@ -269,3 +261,21 @@ def resolve_ocr_models(name_or_path: str, models: ModelSettings) -> OCRModelSet:
             raise _not_found(name_or_path, models, "could not be prepared")
         return OCRModelSet(DEFAULT_MODEL, found.det, found.rec)
     raise _not_found(name_or_path, models, "is unknown")
+
+
+def _local_path(path_text: str, models: ModelSettings) -> OCRModelSet:
+    """A model set given by path: only where the operator allows local paths."""
+    if not models.allow_local_paths:
+        raise _not_found(path_text, models, "is a path; model sets are named (a path is "
+                                            "accepted only with models.allow_local_paths)")
+    path = Path(path_text).expanduser()
+    found = _read_set(path)
+    if found is not None:
+        return found
+    if path.exists():
+        raise _not_found(path_text, models, "holds no text detection + recognition pair")
+    raise _not_found(path_text, models, "is not an existing directory")
+
+
+#: The catalogue of the ``model`` param of the ``ocr.*`` nodes.
+OCR_MODELS = Catalogue("OCR model set", available_ocr_models)

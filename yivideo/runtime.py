@@ -16,6 +16,7 @@ from typing import Any
 import ray
 
 from yivideo.errors import Cancelled, ResourceUnavailable
+from yivideo.models_catalogue import validation_context
 from yivideo.nodes import NodeContext, get_node, get_service
 from yivideo.settings import Settings, get_settings
 
@@ -139,7 +140,9 @@ class ServiceHost:
         )
         try:
             ctx.check_cancelled()
-            outputs = getattr(self.service, spec.method)(ctx, spec.params(**params), **kwargs)
+            local = validation_context(self.settings.models.allow_local_paths)
+            outputs = getattr(self.service, spec.method)(
+                ctx, spec.params.model_validate(params, context=local), **kwargs)
         except Cancelled:
             self._stopped.append(key)
             raise

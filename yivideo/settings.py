@@ -55,6 +55,9 @@ class ModelSettings(BaseModel):
         description="where models assembled from packages are kept",
     )
     allow_download: bool = Field(False, description="let libraries fetch models from a hub")
+    allow_local_paths: bool = Field(
+        False, description="let the local CLI and Python API name a model by directory path; "
+                           "requests over HTTP never can")
 
     @field_validator("cache_dir")
     @classmethod
@@ -80,7 +83,8 @@ class Settings(BaseSettings):
     workflow_ttl_s: float = Field(86400.0, gt=0, description="how long finished state is kept")
     max_upload_mb: float = Field(2048.0, gt=0, description="largest accepted upload")
     list_page_max: int = Field(100, ge=1, description="largest page of GET /v1/workflows")
-    stage_attempts: int = Field(3, ge=1, description="tries of a stage on crashes/errors")
+    stage_attempts: int = Field(
+        3, ge=1, description="tries of a stage whose actor crashed or whose error is transient")
     retry_backoff_s: float = Field(0.5, ge=0, description="first wait between tries, doubled")
     cache_max_entries: int = Field(256, ge=0, description="stage results kept (0 = no cache)")
     cache_ttl_s: float = Field(86400.0, gt=0, description="how long a cached result is reused")

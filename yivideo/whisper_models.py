@@ -1,9 +1,10 @@
 """Offline resolution of faster-whisper (CTranslate2) models.
 
-A model is named in a workflow (``tiny.en``, ``base``, a local directory). Nothing is
-fetched at run time unless ``models.allow_download`` is set: a name resolves to a local
-directory holding ``model.bin``, from (in order) a path given directly, a sub-directory of
-one of ``models.model_dirs``, or a model shipped in an installed Python package.
+A model is named in a workflow (``tiny.en``, ``base``). Nothing is fetched at run time
+unless ``models.allow_download`` is set: a name resolves to a local directory holding
+``model.bin``, from (in order) a sub-directory of one of ``models.model_dirs`` or a model
+shipped in an installed Python package. A directory path is accepted only with
+``models.allow_local_paths`` (the local CLI): a caller's file never reaches CTranslate2.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from importlib.resources import files
 from pathlib import Path
 
 from yivideo.errors import ModelNotFound
+from yivideo.models_catalogue import Catalogue, looks_like_path
 from yivideo.settings import ModelSettings
 
-__all__ = ["BUILTIN_MODELS", "available_models", "resolve_model"]
+__all__ = ["BUILTIN_MODELS", "WHISPER_MODELS", "available_models", "resolve_model"]
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +55,6 @@ def _installed(distributions: tuple[str, ...]) -> bool:
 
 def _is_model_dir(path: Path) -> bool:
     return (path / "model.bin").is_file()
-
-
-def _looks_like_path(name: str) -> bool:
-    return os.sep in name or "/" in name or name.startswith(("~", "."))
 
 
 def assemble_base(cache_dir: Path) -> Path:
@@ -127,9 +125,8 @@ def _not_found(name: str, models: ModelSettings, reason: str) -> ModelNotFound:
     return ModelNotFound.listing(
         f"whisper model '{name}'", reason, available_models(models),
         f"To add one, put its CTranslate2 directory (with model.bin) into one of "
-        f"models.model_dirs ({dirs}) named '<name>' or '{_PREFIX}<name>', give the "
-        f"directory's path as the model, or set models.allow_download to let faster-whisper "
-        f"fetch it.",
+        f"models.model_dirs ({dirs}) named '<name>' or '{_PREFIX}<name>', or set "
+        f"models.allow_download to let faster-whisper fetch it.",
     )
 
 
@@ -139,11 +136,8 @@ def resolve_model(name_or_path: str, models: ModelSettings) -> str:
     With ``models.allow_download`` an unknown name is returned unchanged for faster-whisper
     to download; otherwise it raises :class:`ModelNotFound` listing what is available.
     """
-    path = Path(name_or_path).expanduser()
-    if path.is_dir() and _is_model_dir(path):
-        return str(path.resolve())
-    if _looks_like_path(name_or_path) and path.exists():
-        raise _not_found(name_or_path, models, "is not a model directory (no model.bin)")
+    if looks_like_path(name_or_path):
+        return _local_path(name_or_path, models)
     found = _from_model_dirs(name_or_path, models)
     if found is not None:
         return str(found)
@@ -155,5 +149,21 @@ def resolve_model(name_or_path: str, models: ModelSettings) -> str:
     if builtin is not None:
         need = " ".join(builtin[0])
         raise _not_found(name_or_path, models, f"needs the packages: pip install {need}")
-    reason = "is not an existing directory" if _looks_like_path(name_or_path) else "is unknown"
-    raise _not_found(name_or_path, models, reason)
+    raise _not_found(name_or_path, models, "is unknown")
+
+
+def _local_path(path_text: str, models: ModelSettings) -> str:
+    """A model directory given by path: only where the operator allows local paths."""
+    if not models.allow_local_paths:
+        raise _not_found(path_text, models, "is a path; models are named (a path is accepted "
+                                            "only with models.allow_local_paths)")
+    path = Path(path_text).expanduser()
+    if _is_model_dir(path):
+        return str(path.resolve())
+    if path.exists():
+        raise _not_found(path_text, models, "is not a model directory (no model.bin)")
+    raise _not_found(path_text, models, "is not an existing directory")
+
+
+#: The catalogue of ``asr.transcribe``'s ``model`` param.
+WHISPER_MODELS = Catalogue("whisper model", available_models)

@@ -9,6 +9,8 @@ Two forms, both checked completely before anything runs:
   expanded into explicit stages by :mod:`yivideo.recipes`.
 
 Every problem is reported with the place it was found (``stages.asr.params.beam_size``).
+Params that select a model are names from the operator's catalogue, never paths (see
+:mod:`yivideo.models_catalogue`); only a trusted local caller passes ``local_paths``.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from yivideo.errors import ConfigError, NodeNotFound
+from yivideo.models_catalogue import validation_context
 from yivideo.nodes import NodeSpec, get_node
+from yivideo.settings import ModelSettings
 
 WORKFLOW_INPUT = "input"
 _NAME = r"^[A-Za-z_][A-Za-z0-9_-]*$"
@@ -92,8 +96,8 @@ _TYPE_WORDS = {
 }
 
 
-def _pydantic_details(err: ValidationError, prefix: str) -> list[dict[str, str]]:
-    details = []
+def _pydantic_details(err: ValidationError, prefix: str) -> list[dict[str, Any]]:
+    details: list[dict[str, Any]] = []
     for e in err.errors():
         loc = ".".join(p for p in [prefix, *map(str, e["loc"])] if p) or "request"
         kind = e["type"].split("_")[0]
@@ -105,7 +109,10 @@ def _pydantic_details(err: ValidationError, prefix: str) -> list[dict[str, str]]
             msg = f"{_TYPE_WORDS[kind]}, got {type(e.get('input')).__name__} {e.get('input')!r}"
         else:
             msg = e["msg"]
-        details.append({"loc": loc, "msg": msg})
+        detail: dict[str, Any] = {"loc": loc, "msg": msg}
+        if "available" in e.get("ctx", {}):  # an unknown model name: what there is
+            detail["available"] = e["ctx"]["available"]
+        details.append(detail)
     return details
 
 
@@ -155,8 +162,14 @@ def _parse_ref(text: str, loc: str, stages: dict[str, StageConfig], inputs: dict
     return Ref(stage, output)
 
 
-def compile_explicit(data: dict[str, Any]) -> Plan:
-    """Validate the explicit form and build the plan."""
+def compile_explicit(data: dict[str, Any], *, local_paths: bool = False,
+                     models: ModelSettings | None = None) -> Plan:
+    """Validate the explicit form and build the plan.
+
+    ``local_paths``: model params may be directory paths (the local CLI, when the operator
+    allows it). ``models``: model names are checked against this catalogue.
+    """
+    context = validation_context(local_paths, models)
     try:
         cfg = WorkflowConfig.model_validate(data)
     except ValidationError as e:
@@ -176,7 +189,8 @@ def compile_explicit(data: dict[str, Any]) -> Plan:
             details.append({"loc": f"{loc}.node", "msg": e.details[0]["msg"]})
             continue
         try:
-            params = spec.params.model_validate(st.params).model_dump(mode="json")
+            params = spec.params.model_validate(st.params, context=context).model_dump(
+                mode="json")
         except ValidationError as e:
             details.extend(_pydantic_details(e, f"{loc}.params"))
             params = {}
@@ -217,15 +231,20 @@ def compile_explicit(data: dict[str, Any]) -> Plan:
                 config=cfg.model_dump(mode="json"), options=cfg.options)
 
 
-def compile_config(data: dict[str, Any]) -> Plan:
-    """Compile either form (recipe form when ``workflow_config`` is present)."""
+def compile_config(data: dict[str, Any], *, local_paths: bool = False,
+                   models: ModelSettings | None = None) -> Plan:
+    """Compile either form (recipe form when ``workflow_config`` is present).
+
+    ``local_paths`` and ``models`` as for :func:`compile_explicit`; a request from the
+    network never passes ``local_paths``.
+    """
     if "workflow_config" not in data:
-        return compile_explicit(data)
+        return compile_explicit(data, local_paths=local_paths, models=models)
     from yivideo.recipes import expand_recipe
 
     explicit, origins = expand_recipe(data)
     try:
-        plan = compile_explicit(explicit)
+        plan = compile_explicit(explicit, local_paths=local_paths, models=models)
     except ConfigError as e:
         # point at the capability the user wrote, not the stage it expanded into
         for d in e.details:

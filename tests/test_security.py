@@ -915,3 +915,161 @@ def test_safe_probe_timeout(media, monkeypatch) -> None:
     monkeypatch.setattr(media_guard.subprocess, "run", slow)
     with pytest.raises(MediaError, match="took longer than 0.5s"):
         media_guard.safe_probe(media["video"], timeout_s=0.5)
+
+
+# --------------------------------------------------------------------------- callbacks pinned
+
+
+class _Receiver(http.server.BaseHTTPRequestHandler):
+    """Records the POSTs it gets: ``(server address, path, Host header)``."""
+
+    got: list[tuple[str, str, str | None]] = []
+
+    def log_message(self, *args) -> None:  # quiet
+        pass
+
+    def do_POST(self) -> None:  # noqa: N802
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        _Receiver.got.append((self.server.server_address[0], self.path, self.headers.get("Host")))
+        self.send_response(204)
+        self.end_headers()
+
+
+@pytest.fixture
+def receivers() -> Iterator[int]:
+    """The same port on 127.0.0.1 (the allowed receiver) and 127.0.0.3 (a private service)."""
+    allowed = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    port = allowed.server_address[1]
+    private = http.server.ThreadingHTTPServer(("127.0.0.3", port), _Receiver)
+    _Receiver.got = []
+    for srv in (allowed, private):
+        threading.Thread(target=srv.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        yield port
+    finally:
+        for srv in (allowed, private):
+            srv.shutdown()
+            srv.server_close()
+
+
+def test_callbacks_go_to_the_checked_address_even_when_dns_rebinds(receivers, monkeypatch):
+    """The name answers the allowed address once, then a private one (DNS rebinding)."""
+    import asyncio
+
+    from yivideo.callbacks import deliver
+
+    answers = ["127.0.0.1"]  # the first lookup; every later one says 127.0.0.3
+    real = socket.getaddrinfo
+
+    def rebinding(host, port, *args, **kwargs):
+        if (host.decode() if isinstance(host, bytes) else host) != "hook.rebind.example":
+            return real(host, port, *args, **kwargs)
+        ip = answers.pop(0) if answers else "127.0.0.3"
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    settings = Settings(callback_allowlist=["127.0.0.1"], callback_attempts=1,
+                        webhook_secret=None)
+    url = f"http://hook.rebind.example:{receivers}/done"
+    record = asyncio.run(deliver(url, {"status": "succeeded", "id": "w"}, settings))
+    assert record["status"] == "delivered", record
+    assert _Receiver.got == [("127.0.0.1", "/done", f"hook.rebind.example:{receivers}")]
+
+
+# --------------------------------------------------------------------------- retries
+
+
+def _ray_task_error(cause: BaseException) -> BaseException:
+    import ray
+
+    return ray.exceptions.RayTaskError("run", "Traceback ...", cause)
+
+
+@pytest.mark.parametrize("exc, reason", [
+    (TypeError("x"), "error"),
+    (AttributeError("'SimpleNamespace' object has no attribute 'to'"), "error"),
+    (ValueError("x"), "error"),
+    (RuntimeError("node diagnostics.noop did not return ['value']"), "error"),
+    (ConfigError("bad"), "error"),
+    (MediaError("bad"), "error"),
+])
+def test_deterministic_errors_are_not_retried(exc, reason) -> None:
+    from yivideo.engine import RETRIED, end_reason
+
+    for raised in (exc, _ray_task_error(exc)):
+        assert end_reason(raised) == reason and not RETRIED[reason]
+
+
+def test_actor_deaths_and_transient_errors_are_retried() -> None:
+    import ray
+
+    from yivideo.engine import RETRIED, end_reason
+    from yivideo.errors import Cancelled, TransientError
+
+    assert end_reason(ray.exceptions.RayActorError()) == "actor_died"
+    assert end_reason(ray.exceptions.WorkerCrashedError()) == "actor_died"
+    assert end_reason(_ray_task_error(TransientError("device busy"))) == "transient"
+    assert end_reason(_ray_task_error(Cancelled("stop"))) == "cancelled"
+    assert RETRIED["actor_died"] and RETRIED["transient"] and not RETRIED["cancelled"]
+
+
+# --------------------------------------------------------------------------- model loaders
+
+ATTACK_PIPELINE = """\
+pipeline:
+  name: types.SimpleNamespace
+  params: {{}}
+preprocessors:
+  pwn:
+    name: subprocess.Popen
+    params:
+      args: [touch, {marker}]
+"""
+
+
+def test_a_pipeline_path_is_refused_and_a_pipeline_may_name_only_pyannote(tmp_path) -> None:
+    from yivideo.diarization import resolve_pipeline
+    from yivideo.errors import ModelNotFound
+    from yivideo.settings import ModelSettings
+
+    marker = tmp_path / "pwned"
+    upload = tmp_path / "uploads" / "config.yaml"
+    upload.parent.mkdir()
+    upload.write_text(ATTACK_PIPELINE.format(marker=marker))
+    operator = tmp_path / "models"
+    (operator / "evil").mkdir(parents=True)
+    (operator / "evil" / "config.yaml").write_text(upload.read_text())
+    models = ModelSettings(model_dirs=[operator], cache_dir=tmp_path / "cache")
+    with pytest.raises(ModelNotFound, match="allow_local_paths"):
+        resolve_pipeline(str(upload), models)  # a caller's file: never loaded
+    with pytest.raises(ModelNotFound, match="'types.SimpleNamespace'"):
+        resolve_pipeline("evil", models)  # even an operator's file names no other class
+    local = models.model_copy(update={"allow_local_paths": True})
+    with pytest.raises(ModelNotFound, match="only pyannote classes"):
+        resolve_pipeline(str(upload), local)
+    assert not marker.exists()
+
+
+class _Pwn:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_checkpoint_must_be_plain_weights(tmp_path) -> None:
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("pyannote.audio")
+    from yivideo.diarization import _check_weights_only
+    from yivideo.errors import ModelNotFound
+
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "pytorch_model.bin"
+    torch.save({"state_dict": {}, "hook": _Pwn(marker)}, evil)
+    with pytest.raises(ModelNotFound, match="not plain weights"):
+        _check_weights_only(evil)
+    assert not marker.exists()
+    plain = tmp_path / "plain.bin"
+    torch.save({"state_dict": {"w": torch.zeros(2)}}, plain)
+    _check_weights_only(plain)

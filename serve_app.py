@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import ray
-from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi import Depends, FastAPI, Query, Request, Security
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from ray import serve
 
 from yivideo.admission import admit, uploads_dir
@@ -90,14 +91,24 @@ async def _invalid_request(_: Request, exc: RequestValidationError) -> JSONRespo
     return fail(422, "invalid_request", details[0]["loc"] + ": " + details[0]["msg"], details)
 
 
+# Declared so that OpenAPI lists both schemes on every /v1 operation (Swagger UI's
+# Authorize button, generated clients); the headers themselves are checked below, so a
+# malformed one is a 401 in the usual envelope, not FastAPI's own error.
+_API_KEY = APIKeyHeader(name="X-API-Key", scheme_name="ApiKey", auto_error=False,
+                        description="an API key (yv_...) from the operator")
+_BEARER = HTTPBearer(scheme_name="BearerJWT", bearerFormat="JWT", auto_error=False,
+                     description="an HS256 JWT (or an API key as the bearer token)")
+
+
 def _caller(
     request: Request,
-    authorization: Annotated[str | None, Header()] = None,
-    x_api_key: Annotated[str | None, Header()] = None,
+    _key: Annotated[str | None, Security(_API_KEY)] = None,
+    _jwt: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)] = None,
 ) -> Principal:
     """The authenticated caller, after its rate limit (401 / 429 otherwise)."""
     settings: Settings = request.app.state.settings
-    who = authenticate(authorization, x_api_key, settings.auth)
+    headers = request.headers
+    who = authenticate(headers.get("authorization"), headers.get("x-api-key"), settings.auth)
     if settings.rate_limit.enabled:
         # anonymous callers are told apart by the socket peer, never X-Forwarded-For
         key = who if who is not ANONYMOUS else f"peer:{request.client.host}"
@@ -106,6 +117,14 @@ def _caller(
 
 
 Caller = Annotated[Principal, Depends(_caller)]
+
+#: What a service's health may say that belongs to some caller's workflows.
+_PRIVATE_HEALTH = ("stopped",)
+
+
+def _public_health(health: dict[str, Any]) -> dict[str, Any]:
+    """A service's health without workflow ids or stage names (``/health`` is open)."""
+    return {k: v for k, v in health.items() if k not in _PRIVATE_HEALTH}
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0})
@@ -129,7 +148,7 @@ class Ingress:
                 services[svc.name] = {"alive": False, "started": False}
                 continue
             try:
-                services[svc.name] = await actor.health.remote()
+                services[svc.name] = _public_health(await actor.health.remote())
             except ray.exceptions.RayError:
                 services[svc.name] = {"alive": False, "started": True}
         return ok({**status, "services": services})
@@ -240,8 +259,13 @@ class Ingress:
 
     @api.get("/v1/gpu-locks/status")
     async def gpu_status(self, who: Caller) -> JSONResponse:
-        """GPUs: total, free, which service actors hold which fraction, which stages wait."""
-        return ok(await self.controller.gpu_status.remote())
+        """GPUs: total, free, which service actors hold which fraction, which stages wait.
+
+        A caller sees only its own waiting stages; the operator (an admin key, or auth
+        off) sees everyone's.
+        """
+        operator = who.admin or not self.settings.auth.enabled
+        return ok(await self.controller.gpu_status.remote(None if operator else who.owner))
 
 
 def build_app(overrides: dict[str, Any] | None = None) -> serve.Application:

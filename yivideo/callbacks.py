@@ -3,7 +3,9 @@
 Signed in the manner of Standard Webhooks (``webhook-id``, ``webhook-timestamp``,
 ``webhook-signature``: HMAC-SHA256 over ``id.timestamp.body``), retried with exponential
 backoff, run as a task of the controller so no actor ever waits for it. URLs that
-resolve to private, loopback or link-local addresses are refused unless allow-listed.
+resolve to private, loopback or link-local addresses are refused unless allow-listed, and
+each delivery connects to the very address that was checked (no second DNS lookup that a
+rebinding name could answer with a private address).
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ from typing import Any
 import httpx
 
 from yivideo.security import webhooks
-from yivideo.security.urls import check_public_url
+from yivideo.security.urls import check_and_pin, check_public_url, pinned_request
 from yivideo.settings import Settings
+
+_TIMEOUT_S = 10.0  # one delivery
 
 
 def check_callback_url(url: str, settings: Settings) -> str:
@@ -32,16 +36,19 @@ async def deliver(url: str, state: dict[str, Any], settings: Settings) -> dict[s
     record: dict[str, Any] = {"url": url, "id": msg_id, "attempts": 0, "status": "pending",
                               "error": None}
     delay = max(settings.retry_backoff_s, 0.1)
-    async with httpx.AsyncClient(timeout=10, follow_redirects=False, trust_env=False) as client:
+    async with httpx.AsyncClient(follow_redirects=False, trust_env=False) as client:
         for attempt in range(1, settings.callback_attempts + 1):
             record["attempts"] = attempt
             try:
-                check_callback_url(url, settings)  # again: DNS may have changed
+                # checked again (DNS may have changed), then sent to the checked address
+                target = await asyncio.to_thread(check_and_pin, url, settings.callback_allowlist,
+                                                 "options.callback_url")
                 headers = {"content-type": "application/json"}
                 if settings.webhook_secret is not None:
                     headers |= webhooks.sign(settings.webhook_secret.get_secret_value(),
                                              msg_id, int(time.time()), body)
-                resp = await client.post(url, content=body, headers=headers)
+                request = pinned_request(client, target, _TIMEOUT_S, "POST", body, headers)
+                resp = await client.send(request)
                 if 200 <= resp.status_code < 300:
                     record.update(status="delivered", error=None, code=resp.status_code)
                     return record

@@ -9,8 +9,10 @@ the object store and never through this actor.
 
 Workflow: ``pending -> running -> succeeded | failed | cancelled``.
 Stage: ``pending -> queued (waiting for its actor) -> running -> succeeded | failed |
-skipped | cancelled``. A stage that crashes its actor or raises an unexpected error is
-tried again (``stage_attempts``); a :class:`YiVideoError` (bad input) is final at once.
+skipped | cancelled``. A stage is tried again (``stage_attempts``) only when its actor
+died or its error is marked ``transient``; any other error (bad input, a TypeError, a node
+returning the wrong outputs) would recur, so it is final at once. Each attempt records why
+it ended (``stages.<name>.attempts[].reason``).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import ray
 from yivideo import metrics
 from yivideo import state as records
 from yivideo.cache import ResultCache, literal_key, stage_key
-from yivideo.errors import Cancelled, ConfigError, NotFound, YiVideoError
+from yivideo.errors import Cancelled, Conflict, NotFound, YiVideoError
 from yivideo.nodes import get_service
 from yivideo.runtime import CONTROLLER, get_service_actor
 from yivideo.security.ratelimit import RateLimited
@@ -49,15 +51,26 @@ def _error(exc: BaseException) -> dict[str, str]:
     exc = cause_of(exc)
     if isinstance(exc, YiVideoError):
         return {"type": type(exc).__name__, "code": exc.code, "message": exc.message}
-    if isinstance(exc, ray.exceptions.RayActorError):
+    if isinstance(exc, _DEATHS):
         return {"type": type(exc).__name__, "code": "actor_died",
                 "message": "the service actor died while running this stage"}
     return {"type": type(exc).__name__, "code": "internal", "message": str(exc)[-2000:]}
 
 
-def _retryable(exc: BaseException) -> bool:
-    """Crashes and unexpected errors may pass; a YiVideoError (bad input) will not."""
-    return not isinstance(cause_of(exc), YiVideoError)
+#: Ray errors that mean the process running the stage died, not that the stage is wrong.
+_DEATHS = (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError)
+#: Why an attempt ended -> whether the stage is tried again.
+RETRIED = {"actor_died": True, "transient": True, "cancelled": False, "error": False}
+
+
+def end_reason(exc: BaseException) -> str:
+    """Why an attempt ended: ``actor_died``, ``transient``, ``cancelled`` or ``error``."""
+    cause = cause_of(exc)
+    if isinstance(cause, _DEATHS):
+        return "actor_died"
+    if isinstance(cause, Cancelled):
+        return "cancelled"
+    return "transient" if getattr(cause, "transient", False) is True else "error"
 
 
 class Controller:
@@ -100,8 +113,8 @@ class Controller:
         """Run a failed or cancelled workflow again, reusing every stage that succeeded."""
         state = self._state(wid, owner)
         if state["status"] not in ("failed", "cancelled"):
-            raise ConfigError.at("status", f"only a failed or cancelled workflow can be "
-                                 f"retried (this one is {state['status']})")
+            raise Conflict(f"only a failed or cancelled workflow can be retried "
+                           f"(this one is {state['status']})")
         plan = self._compile(state["config"])
         held = self.outputs.get(wid, {})
         reuse = {n for n, st in state["stages"].items()
@@ -174,8 +187,11 @@ class Controller:
             st["progress"], st["message"] = round(fraction, 4), message
             self._touch(wid)
 
-    async def gpu_status(self) -> dict[str, Any]:
-        """GPUs: total and free, which service actors hold which fraction, who waits."""
+    async def gpu_status(self, owner: str | None = None) -> dict[str, Any]:
+        """GPUs: total and free, which service actors hold which fraction, who waits.
+
+        With ``owner``, only that caller's waiting stages are listed (None: everyone's).
+        """
         total = ray.cluster_resources().get("GPU", 0.0)
         free = ray.available_resources().get("GPU", 0.0)
         holders = []
@@ -192,6 +208,7 @@ class Controller:
         waiting = [{"workflow": wid, "stage": name, "node": st["node"],
                     "since": st["submitted_at"]}
                    for wid, s in self.states.items() if s["status"] == "running"
+                   and (owner is None or s["owner"] == owner)
                    for name, st in s["stages"].items() if st["status"] == "queued"]
         return {"total": total, "available": free, "allocated": round(total - free, 4),
                 "holders": holders, "waiting": waiting}
@@ -296,7 +313,7 @@ class Controller:
                                                                   "status": "succeeded"})
 
     async def _attempts(self, wid: str, plan: Plan, name: str) -> tuple[dict, ray.ObjectRef]:
-        """Call the stage's actor, again after a crash or unexpected error."""
+        """Call the stage's actor; again only after its death or a transient error."""
         st, info = plan.stages[name], self.states[wid]["stages"][name]
         refs, bindings = [], []
         for input_name, b in st.bindings.items():
@@ -325,13 +342,15 @@ class Controller:
                 info["status"] = "cancelled"
                 raise
             except Exception as exc:
-                err = _error(exc)
-                info["attempts"].append({"attempt": attempt, "error": err,
-                                         "started_at": info["started_at"], "ended_at": time.time()})
-                if isinstance(cause_of(exc), ray.exceptions.RayActorError):
-                    self.actors.pop(st.node.service, None)  # fetch it anew (restarted or not)
+                err, reason = _error(exc), end_reason(exc)
                 last = attempt == self.settings.stage_attempts
-                if last or not _retryable(exc) or isinstance(cause_of(exc), Cancelled):
+                info["attempts"].append({
+                    "attempt": attempt, "error": err, "reason": reason,
+                    "retried": RETRIED[reason] and not last,
+                    "started_at": info["started_at"], "ended_at": time.time()})
+                if reason == "actor_died":
+                    self.actors.pop(st.node.service, None)  # fetch it anew (restarted or not)
+                if not info["attempts"][-1]["retried"]:
                     info.update(status="failed", error=err)
                     metrics.stage_seconds().observe(time.time() - info["submitted_at"], tags={
                         "node": st.node.name, "status": "failed"})

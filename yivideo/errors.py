@@ -4,11 +4,17 @@
     ├── ConfigError               a workflow config is invalid (CLI exit 2, HTTP 422)
     │   └── NodeNotFound          a stage names a node that does not exist
     ├── NotFound                  an unknown workflow, artifact or file (HTTP 404)
+    ├── Conflict                  not possible in the current state (HTTP 409)
     ├── MediaError                ffmpeg could not read the input (missing, not media ...)
     │   └── NoAudioStream         the input has no audio stream
     ├── ModelNotFound             a model is not available offline
     ├── ResourceUnavailable       the cluster cannot ever satisfy a resource request
+    ├── TransientError            worth trying again (a service says so); ``transient``
     └── Cancelled                 a running stage saw its workflow cancelled
+
+The engine tries a stage again only when its actor died or the error is ``transient``:
+anything else (a YiVideoError, a TypeError, a node returning the wrong outputs) would
+fail the same way again.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from typing import Any
 class YiVideoError(Exception):
     code = "error"
     http_status = 500
+    #: True where trying the same call again may succeed (the engine then retries it).
+    transient = False
 
     def __init__(self, message: str, details: list[dict[str, Any]] | None = None) -> None:
         super().__init__(message)
@@ -63,6 +71,11 @@ class NotFound(YiVideoError):
     http_status = 404
 
 
+class Conflict(YiVideoError):
+    code = "conflict"
+    http_status = 409
+
+
 class MediaError(YiVideoError):
     code = "media_error"
     http_status = 422
@@ -88,6 +101,14 @@ class ModelNotFound(YiVideoError):
 class ResourceUnavailable(YiVideoError):
     code = "resource_unavailable"
     http_status = 422
+
+
+class TransientError(YiVideoError):
+    """A passing condition (a busy device, a flaky store): the stage is tried again."""
+
+    code = "transient"
+    http_status = 503
+    transient = True
 
 
 class Cancelled(YiVideoError):

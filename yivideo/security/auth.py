@@ -69,6 +69,7 @@ class ApiKeyEntry(BaseModel):
     id: str = Field(description="key id, shown in logs; not secret")
     owner: str = Field(description="who the key belongs to; the rate-limit and audit name")
     sha256: str = Field(description="hex SHA-256 of the plaintext key")
+    admin: bool = Field(False, description="an operator's key: sees every caller's queue")
 
     @field_validator("id", "owner")
     @classmethod
@@ -122,6 +123,7 @@ class Principal:
     owner: str
     via: str
     key_id: str | None = None
+    admin: bool = False  # an operator: sees what every caller waits for
 
     @property
     def rate_key(self) -> str:
@@ -223,7 +225,7 @@ def _by_api_key(plaintext: str, settings: AuthSettings) -> Principal:
     entry = verify_api_key(plaintext, settings)
     if entry is None:
         raise Unauthorized("invalid API key")
-    return Principal(owner=entry.owner, via="api_key", key_id=entry.id)
+    return Principal(owner=entry.owner, via="api_key", key_id=entry.id, admin=entry.admin)
 
 
 def authenticate(

@@ -9,7 +9,9 @@ CIDRs lets operators open specific internal sources.
 
 :func:`fetch` connects to the very address that was checked (the host name is kept for
 ``Host`` and TLS), follows redirects itself and checks every hop, and bounds the size
-and the time of the download. It ignores proxy environment variables.
+and the time of the download. It ignores proxy environment variables. Other outgoing
+requests (callbacks) do the same with :func:`check_and_pin` and :func:`pinned_request`,
+so that a second DNS answer (rebinding) can never send them to a private address.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import httpx
 
 from yivideo.errors import ConfigError
 
-__all__ = ["check_public_url", "fetch"]
+__all__ = ["PinnedTarget", "check_and_pin", "check_public_url", "fetch", "pinned_request"]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -41,7 +43,9 @@ _SHARED = ipaddress.ip_network("100.64.0.0/10")  # carrier-grade NAT
 
 
 @dataclass(frozen=True)
-class _Target:
+class PinnedTarget:
+    """A checked URL and the address it was checked at: connect there, nowhere else."""
+
     url: str
     scheme: str
     host: str  # lower-case, no trailing dot, no brackets
@@ -111,7 +115,7 @@ def _resolve(host: str, port: int, loc: str) -> list[str]:
     return ips
 
 
-def _check(url: str, allowlist: Iterable[str], loc: str) -> _Target:
+def _check(url: str, allowlist: Iterable[str], loc: str) -> PinnedTarget:
     if not isinstance(url, str) or not url.strip():
         raise ConfigError.at(loc, "empty URL")
     if len(url) > MAX_URL_CHARS or any(ord(c) < 0x21 or ord(c) == 0x7F for c in url):
@@ -133,7 +137,7 @@ def _check(url: str, allowlist: Iterable[str], loc: str) -> _Target:
     names, nets = _split_allowlist(allowlist)
     ips = _resolve(host, port, loc)
     if _name_allowed(host, names):
-        return _Target(url, scheme, host, port, ips[0])
+        return PinnedTarget(url, scheme, host, port, ips[0])
     for raw in ips:
         ip = _normal(ipaddress.ip_address(raw))
         if any(ip.version == n.version and ip in n for n in nets):
@@ -143,7 +147,7 @@ def _check(url: str, allowlist: Iterable[str], loc: str) -> _Target:
             raise ConfigError.at(
                 loc, f"host '{host}' resolves to {why} address {raw}; only public hosts are fetched"
             )
-    return _Target(url, scheme, host, port, ips[0])
+    return PinnedTarget(url, scheme, host, port, ips[0])
 
 
 def check_public_url(url: str, allowlist: Iterable[str] = (), loc: str = "url") -> str:
@@ -151,7 +155,20 @@ def check_public_url(url: str, allowlist: Iterable[str] = (), loc: str = "url") 
     return _check(url, tuple(allowlist), loc).url
 
 
-def _pinned(client: httpx.Client, t: _Target, timeout: float) -> httpx.Request:
+def check_and_pin(url: str, allowlist: Iterable[str] = (), loc: str = "url") -> PinnedTarget:
+    """Check ``url`` like :func:`check_public_url`; the result names the address to use."""
+    return _check(url, tuple(allowlist), loc)
+
+
+def pinned_request(
+    client: httpx.Client | httpx.AsyncClient,
+    t: PinnedTarget,
+    timeout: float,
+    method: str = "GET",
+    content: bytes | str | None = None,
+    headers: dict[str, str] | None = None,
+) -> httpx.Request:
+    """A request to the checked address of ``t``, its host name kept for ``Host`` and TLS."""
     url = httpx.URL(t.url)
     default = 443 if t.scheme == "https" else 80
     host_header = t.host if ":" not in t.host else f"[{t.host}]"
@@ -159,9 +176,10 @@ def _pinned(client: httpx.Client, t: _Target, timeout: float) -> httpx.Request:
         host_header = f"{host_header}:{t.port}"
     ext = {"sni_hostname": t.host} if t.scheme == "https" else {}
     return client.build_request(
-        "GET",
+        method,
         url.copy_with(host=t.ip, port=t.port if t.port != default else None),
-        headers={"Host": host_header, "Accept-Encoding": "identity"},
+        headers={**(headers or {}), "Host": host_header, "Accept-Encoding": "identity"},
+        content=content,
         timeout=httpx.Timeout(timeout, read=min(timeout, READ_TIMEOUT_S)),
         extensions=ext,
     )
@@ -196,7 +214,7 @@ def fetch(
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise ConfigError.at(loc, f"download timed out after {timeout:g}s")
-                resp = client.send(_pinned(client, target, left), stream=True)
+                resp = client.send(pinned_request(client, target, left), stream=True)
                 try:
                     if resp.is_redirect:
                         current = urljoin(current, resp.headers["location"])
@@ -215,7 +233,7 @@ def fetch(
     raise ConfigError.at(loc, f"too many redirects (more than {max_redirects})")
 
 
-def _check_hop(url: str, allowlist: tuple[str, ...], loc: str, hop: int) -> _Target:
+def _check_hop(url: str, allowlist: tuple[str, ...], loc: str, hop: int) -> PinnedTarget:
     try:
         return _check(url, allowlist, loc)
     except ConfigError as e:

@@ -24,6 +24,11 @@ METRICS_PORT = 8089
 
 # Settings for every process of the cluster (raylet workers inherit this environment).
 os.environ.update(
+    # One thread per library (torch, CTranslate2, onnxruntime use OpenMP): on 2 cores shared
+    # with Ray and a second pytest worker, OpenMP threads spin-wait on each other and a
+    # 10 s diarization took 200 s. Ray gives its 1-CPU actors one thread likewise.
+    OMP_NUM_THREADS="1",
+    MKL_NUM_THREADS="1",
     RAY_USAGE_STATS_ENABLED="0",
     RAY_AUTH_MODE="disabled",
     YIVIDEO_STORAGE_DIR=str(STORAGE),
@@ -34,6 +39,15 @@ os.environ.update(
     YIVIDEO_RATE_LIMIT__RATE="100000/minute",
     PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}",
 )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (``--dist loadgroup``), every test on the shared Ray cluster runs
+    in one worker: the cluster's ports are fixed, so there is one per machine. The other
+    worker runs the tests that need no cluster meanwhile."""
+    for item in items:
+        if "ray_cluster" in item.fixturenames:
+            item.add_marker(pytest.mark.xdist_group("ray"))
 
 
 def _ray(*args: str, check: bool = True) -> subprocess.CompletedProcess:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
+import shlex
 from pathlib import Path
 
 import yaml
 
+from yivideo import cli
 from yivideo.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,16 +38,62 @@ def test_cluster_yaml_matches_actor_needs(monkeypatch):
     assert cpus <= max(t["resources"]["CPU"] for t in types.values())
 
 
-def test_cluster_yaml_names_the_projects_entrypoints():
+REMOTE_ROOT = "/home/ubuntu/yivideo"
+
+
+def _commands(lines: list[str]) -> list[tuple[dict[str, str], list[str]]]:
+    """Each shell command of a cluster.yaml list: (the variables it exports, its argv)."""
+    out, env = [], {}
+    for line in lines:
+        for part in re.split(r"&&|;", line.rstrip(" &")):
+            argv = shlex.split(part)
+            if argv and argv[0] == "export":
+                env |= dict(a.split("=", 1) for a in argv[1:])
+            elif argv and argv[0] != "cd":
+                argv = argv[1:] if argv[0] == "nohup" else argv
+                if ">" in argv:  # drop the output redirection
+                    argv = argv[: argv.index(">")]
+                out.append((dict(env), argv))
+    return out
+
+
+def _local(remote: str) -> Path:
+    """The file in this checkout that ``remote`` names on a node (file_mounts: . -> root)."""
+    assert remote.startswith(REMOTE_ROOT + "/"), remote
+    return ROOT / remote[len(REMOTE_ROOT) + 1 :]
+
+
+def _ray_start(argv: list[str]) -> dict:
+    """Parse ``ray start`` options with Ray's own command line (raises on unknown ones)."""
+    from ray.scripts.scripts import start
+
+    assert Path(argv[0]).name == "ray" and argv[1] == "start", argv
+    return start.make_context("start", argv[2:]).params
+
+
+def test_cluster_yaml_runs_the_projects_entrypoints():
     cluster = yaml.safe_load((ROOT / "cluster.yaml").read_text())
-    setup = " ".join(cluster["setup_commands"])
-    assert "scripts/setup.sh" in setup and (ROOT / "scripts/setup.sh").is_file()
-    head = " ".join(cluster["head_start_ray_commands"])
-    assert "ray start --head" in head and "yivideo serve --address auto" in head
-    assert "config.cluster.yml" in head and (ROOT / "config.cluster.yml").is_file()
-    workers = " ".join(cluster["worker_start_ray_commands"])
-    assert "ray start --address=$RAY_HEAD_IP:6379" in workers
-    assert cluster["file_mounts"] == {"/home/ubuntu/yivideo": "."}
+    assert cluster["file_mounts"] == {REMOTE_ROOT: "."}
+    (setup,) = _commands(cluster["setup_commands"])
+    assert setup[1][0] == "bash" and _local(f"{REMOTE_ROOT}/{setup[1][1]}").is_file()
+
+    head = _commands(cluster["head_start_ray_commands"])
+    starts = [(env, argv) for env, argv in head if argv[1:2] == ["start"]]
+    (env, argv), = starts
+    params = _ray_start(argv)
+    assert params["head"] and params["num_gpus"] == 0
+    assert _local(env["YIVIDEO_CONFIG"]).name == "config.cluster.yml"
+    assert _local(env["YIVIDEO_CONFIG"]).is_file()
+    (env, argv), = [(e, a) for e, a in head if a[0].endswith("yivideo")]
+    args = cli.parser().parse_args(argv[1:])
+    assert args.command == "serve" and args.address == "auto" and args.host == "0.0.0.0"
+    assert _local(env["YIVIDEO_CONFIG"]).is_file()
+
+    workers = _commands(cluster["worker_start_ray_commands"])
+    (env, argv), = [(e, a) for e, a in workers if a[1:2] == ["start"]]
+    params = _ray_start(argv)
+    assert not params["head"] and params["address"] == "$RAY_HEAD_IP:6379"
+    assert _local(env["YIVIDEO_CONFIG"]).is_file()
 
 
 def test_default_config_is_every_setting(monkeypatch):

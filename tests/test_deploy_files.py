@@ -7,9 +7,12 @@ import json
 import re
 from pathlib import Path
 
+import httpx
 import yaml
 
 from yivideo import metrics
+
+from .conftest import METRICS_PORT
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,7 +29,14 @@ def test_dashboard_queries_only_recorded_metrics():
     assert recorded <= used  # every metric has a panel
 
 
-def test_prometheus_scrapes_rays_targets():
+def test_prometheus_scrapes_rays_targets(ray_cluster):
+    """The targets file Prometheus reads is the one the running cluster wrote, and its
+    targets serve Ray's metrics."""
     conf = yaml.safe_load((ROOT / "deploy/prometheus.yml").read_text())
-    files = conf["scrape_configs"][0]["file_sd_configs"][0]["files"]
-    assert files == ["/tmp/ray/prom_metrics_service_discovery.json"]
+    (job,) = conf["scrape_configs"]
+    (files,) = [sd["files"] for sd in job["file_sd_configs"]]
+    targets = [t for f in files for group in json.loads(Path(f).read_text())
+               for t in group["targets"]]
+    metrics_target = next(t for t in targets if t.endswith(f":{METRICS_PORT}"))
+    page = httpx.get(f"http://{metrics_target}/metrics", timeout=10).text
+    assert "ray_" in page

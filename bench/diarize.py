@@ -43,6 +43,97 @@ VOICES = ("en-us+f3", "en+klatt4", "en-us+boris", "en+f1/p30")
 #: DER collar in pyannote.metrics' convention: the total width removed around a boundary.
 COLLAR = 0.5
 
+# Speaker-counting evaluation. Voices are "name[/pPITCH][/sSPEED]". Each pool holds voices
+# whose CAM++ cosine similarity to each other (mean over four sentences) is at most about
+# 0.5, against 0.63-0.92 for one voice over different sentences; several espeak-ng voices
+# are indistinguishable to CAM++ and stay out: en+klatt2/klatt4/klatt6 (0.78-0.82 to each
+# other), en-gb-scotland+m2 and en-us+m6/p20 (0.80), en-gb+<variant> (the variant is not
+# applied: en-gb+m3, +Andy, +grandpa and +edward give one voice). The tuning and held-out
+# pools share no voice, and the held-out dialogues use HELDOUT_SENTENCES only. Sets and
+# seeds were fixed before any held-out dialogue was diarized.
+TUNING_POOL = ("en-us+f3", "en+klatt4", "en-us+boris", "en+f1/p30", "en-029+m7",
+               "en-us+steph/s190")  # fmt: skip
+HELDOUT_POOL = ("en-us-nyc+croak", "en-gb-x-rp+f5", "en+m1/p70", "en-us+grandma", "en+Storm",
+                "en+travis/s140", "en+whisper", "en+shelby", "en-gb-x-gbclan+m4",
+                "en+linda")  # fmt: skip
+
+#: Sentences of the held-out dialogues: none is in SENTENCES_EN, and they differ in length,
+#: rhythm and kind (questions, numbers, names, exclamations, lists).
+HELDOUT_SENTENCES = [
+    "Wait, did anyone remember to lock the back door?",
+    "Forty-two thousand, six hundred and nineteen euros, including tax.",
+    "Absolutely not!",
+    "According to the forecast, heavy snow will reach the northern valleys by Sunday.",
+    "Doctor Patel moved her clinic from Baker Street to the old harbour warehouse.",
+    "Quick, grab the ladder, the cat is stuck on the roof again.",
+    "I would rather walk than wait another hour for that bus.",
+    "Version three point one fixes the crash when saving large spreadsheets.",
+    "Honestly? I thought the second half of the film was much better.",
+    "Add two cups of flour, a pinch of salt, and stir slowly.",
+    "The committee postponed its decision until the auditors finish their review.",
+    "Yes.",
+    "Why would a lighthouse keeper need seventeen clocks?",
+    "Bright orange kayaks drifted past the sleepy fishing village.",
+    "Call me back after lunch, unless the shipment arrives early.",
+    "Nobody expected the quiet intern to win the chess tournament.",
+    "Turn the volume down, the neighbours are complaining.",
+    "Seven, eight, nine, ten: ready or not, here I come!",
+    "Her grandfather repaired radios in a tiny shop near the station.",
+    "Is it true that octopuses have three hearts?",
+    "We missed the ferry by two minutes and had to sleep in the car.",
+    "Please spell your surname slowly, one letter at a time.",
+    "The violin sounded sharp, so she tuned it once more before the concert.",
+    "Oh no, I left my passport on the kitchen table!",
+]
+
+
+@dataclass(frozen=True)
+class VoiceSet:
+    """Dialogues of ``voices`` speaking ``sentences``, one per seed."""
+
+    name: str
+    role: str  # "tuning" or "held-out"
+    voices: tuple[str, ...]
+    seeds: tuple[int, ...]
+    turns: int = 14
+    sentences: str = "tuning"  # "tuning": SENTENCES_EN, "held-out": HELDOUT_SENTENCES
+    chunk_s: float | None = None  # diarization window; None: the default
+
+
+T, H = TUNING_POOL, HELDOUT_POOL
+VOICE_SETS: tuple[VoiceSet, ...] = (
+    VoiceSet("tune-1", "tuning", (T[4],), (0, 1), turns=8),
+    VoiceSet("tune-2a", "tuning", (T[0], T[1]), (0, 1)),
+    VoiceSet("tune-2b", "tuning", (T[3], T[5]), (0, 1)),
+    VoiceSet("tune-3", "tuning", (T[0], T[2], T[4]), (0, 1)),
+    VoiceSet("tune-4", "tuning", T[1:5], (0, 1), turns=16),
+    VoiceSet("tune-5", "tuning", T[:5], (0, 1), turns=18),
+    VoiceSet("tune-6", "tuning", T, (0,), turns=20),
+    VoiceSet("held-1", "held-out", (H[8],), (100, 101), turns=8, sentences="held-out"),
+    VoiceSet("held-2a", "held-out", (H[0], H[1]), (100, 101), sentences="held-out"),
+    VoiceSet("held-2b", "held-out", (H[6], H[7]), (100, 101), sentences="held-out"),
+    VoiceSet("held-2c", "held-out", (H[2], H[9]), (100, 101), sentences="held-out"),
+    VoiceSet("held-3a", "held-out", (H[2], H[3], H[5]), (100, 101), sentences="held-out"),
+    VoiceSet("held-3b", "held-out", (H[7], H[8], H[4]), (100, 101), sentences="held-out"),
+    VoiceSet(
+        "held-4a", "held-out", (H[0], H[4], H[1], H[5]), (100, 101), turns=16, sentences="held-out"
+    ),  # fmt: skip
+    VoiceSet(
+        "held-4b", "held-out", (H[6], H[7], H[8], H[9]), (100, 101), turns=16, sentences="held-out"
+    ),  # fmt: skip
+    VoiceSet("held-5", "held-out", H[:5], (100, 101), turns=18, sentences="held-out"),
+    # Several minutes over 60 s windows: the chunked path links speakers across windows.
+    VoiceSet(
+        "held-long-4",
+        "held-out",
+        (H[1], H[3], H[5], H[9]),
+        (200,),
+        turns=72,
+        sentences="held-out",
+        chunk_s=60.0,
+    ),
+)
+
 
 @dataclass
 class Dialogue:
@@ -55,12 +146,15 @@ class Dialogue:
 
 
 def synthesize(text: str, voice: str) -> np.ndarray:
-    """``text`` spoken by ``voice`` ("en-us+f3", or "en+f1/p30" for pitch 30 of 0-99):
+    """``text`` spoken by ``voice`` ("en-us+f3"; "en+f1/p30/s190": pitch 30 of 0-99, 190 words
+    a minute):
     float32 mono at 16 kHz, leading and trailing silence cut."""
     from scipy.signal import resample_poly
 
-    name, _, pitch = voice.partition("/p")
-    cmd = ["espeak-ng", "-v", name, "-s", "160", *(["-p", pitch] if pitch else [])]
+    name, *opts = voice.split("/")
+    pitch = next((o[1:] for o in opts if o.startswith("p")), None)
+    speed = next((o[1:] for o in opts if o.startswith("s")), "160")
+    cmd = ["espeak-ng", "-v", name, "-s", speed, *(["-p", pitch] if pitch else [])]
     with tempfile.TemporaryDirectory(prefix="yivideo-diar-") as tmp:
         path = Path(tmp) / "s.wav"
         subprocess.run([*cmd, "-w", str(path), text], check=True, capture_output=True)
@@ -100,7 +194,7 @@ def make_dialogue(
     last = -1
     k = 0
     while k < turns or cursor / SAMPLE_RATE + lead < min_duration:
-        v = int(rng.choice([i for i in range(len(voices)) if i != last]))
+        v = int(rng.choice([i for i in range(len(voices)) if i != last or len(voices) == 1]))
         key = (v, k % len(texts))
         if key not in cache:
             cache[key] = synthesize(texts[key[1]], voices[v])
@@ -154,6 +248,77 @@ def _quality(pipe: object, speakers: int, turns: int, seeds: list[int]) -> list[
     return rows
 
 
+def _sentences(kind: str) -> list[str]:
+    return SENTENCES_EN if kind == "tuning" else HELDOUT_SENTENCES
+
+
+def _counting_row(pipe: object, vs: VoiceSet, seed: int) -> dict:
+    """Diarize one dialogue of ``vs``: speakers found, DER and real-time factor."""
+    from yivideo.diarization import DEFAULT_CHUNK_S, diarize
+
+    dlg = make_dialogue(vs.voices, vs.turns, sentences=_sentences(vs.sentences), seed=seed)
+    t0 = time.perf_counter()
+    hyp = diarize(pipe, dlg.samples, SAMPLE_RATE, chunk_s=vs.chunk_s or DEFAULT_CHUNK_S)  # type: ignore[arg-type]
+    return {
+        "set": vs.name,
+        "role": vs.role,
+        "seed": seed,
+        "speakers": len(vs.voices),
+        "found": len({t.speaker for t in hyp}),
+        "duration_s": round(dlg.duration, 1),
+        "der_collar": round(der(dlg.turns, hyp), 4),
+        "rtf": round((time.perf_counter() - t0) / dlg.duration, 3),
+    }
+
+
+def counting_table(rows: list[dict]) -> str:
+    """Markdown: per set, dialogues, speaker counts found, right counts and DER."""
+    lines = [
+        "| set | role | voices | dialogues | minutes | found | right count | mean DER | max DER |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name in dict.fromkeys(r["set"] for r in rows):
+        group = [r for r in rows if r["set"] == name]
+        ders = [r["der_collar"] for r in group]
+        lines.append(
+            f"| {name} | {group[0]['role']} | {group[0]['speakers']} | {len(group)} "
+            f"| {sum(r['duration_s'] for r in group) / 60:.1f} "
+            f"| {', '.join(str(r['found']) for r in group)} "
+            f"| {sum(r['found'] == r['speakers'] for r in group)}/{len(group)} "
+            f"| {np.mean(ders):.3f} | {max(ders):.3f} |"
+        )
+    for role in ("tuning", "held-out"):
+        group = [r for r in rows if r["role"] == role]
+        if group:
+            lines.append(
+                f"| **all {role}** | | | {len(group)} | "
+                f"{sum(r['duration_s'] for r in group) / 60:.1f} | "
+                f"| {sum(r['found'] == r['speakers'] for r in group)}/{len(group)} "
+                f"| {np.mean([r['der_collar'] for r in group]):.3f} "
+                f"| {max(r['der_collar'] for r in group):.3f} |"
+            )
+    return "\n".join(lines)
+
+
+def counting(role: str, names: list[str] | None, max_seeds: int | None) -> list[dict]:
+    """Speaker counting and DER on the fixed voice sets of ``role`` ("all" for both)."""
+    import torch
+
+    from yivideo.diarization import build_pipeline
+
+    torch.set_num_threads(min(2, os.cpu_count() or 1))  # a shared machine: stay lean
+    pipe = build_pipeline(device="cpu")
+    rows = []
+    for vs in VOICE_SETS:
+        if (role != "all" and vs.role != role) or (names and vs.name not in names):
+            continue
+        for seed in vs.seeds[:max_seeds]:
+            rows.append(_counting_row(pipe, vs, seed))
+            print(json.dumps(rows[-1]), flush=True)
+    print(counting_table(rows), flush=True)
+    return rows
+
+
 def _child(minutes: float, chunk_s: float) -> None:
     """Run in a fresh process: diarize a long dialogue and print the figures as JSON."""
     from yivideo.diarization import build_pipeline, diarize
@@ -198,8 +363,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=2, help="dialogues per speaker count")
     parser.add_argument("--skip-quality", action="store_true", help="only the memory run")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--counting", choices=["tuning", "held-out", "all"],
+        help="only the speaker-counting evaluation on the fixed voice sets of this role",
+    )  # fmt: skip
+    parser.add_argument("--sets", nargs="*", help="only these voice sets (with --counting)")
+    parser.add_argument("--max-seeds", type=int, help="at most this many dialogues per set")
     args = parser.parse_args(argv)
     os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")
+
+    if args.counting:
+        counting(args.counting, args.sets, args.max_seeds)
+        return 0
 
     if args.child:
         _child(args.minutes, args.chunk_s)

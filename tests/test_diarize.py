@@ -14,12 +14,22 @@ import os
 import numpy as np
 import pytest
 
-from bench.diarize import VOICES, Dialogue, der, make_dialogue, synthesize
+from bench.diarize import (
+    HELDOUT_POOL,
+    HELDOUT_SENTENCES,
+    VOICES,
+    Dialogue,
+    der,
+    make_dialogue,
+    synthesize,
+)
 from yivideo.diarization import (
     SAMPLE_RATE,
     Turn,
     _chunks,
     assign_speakers,
+    estimate_partition,
+    exact_partition,
     parse_rttm,
     prepare_audio,
     speakers_of,
@@ -69,6 +79,13 @@ def two() -> Dialogue:
 @pytest.fixture(scope="module")
 def three() -> Dialogue:
     return make_dialogue(VOICES[:3], 12, seed=2)
+
+
+@pytest.fixture(scope="module")
+def unlike() -> Dialogue:
+    """Three voices and sentences the threshold was never tuned on (bench held-out pool)."""
+    voices = (HELDOUT_POOL[0], HELDOUT_POOL[3], HELDOUT_POOL[4])  # croak, grandma, Storm
+    return make_dialogue(voices, 10, sentences=HELDOUT_SENTENCES, seed=7)
 
 
 def _diarize(service, samples: np.ndarray, rate: int = SAMPLE_RATE, **params):
@@ -152,6 +169,37 @@ def test_speaker_count_bounds(service, three):
     turns, _ = _diarize(service, three.samples, max_speakers=2)
     assert _found(turns) == 2
     turns, _ = _diarize(service, three.samples, num_speakers=3, clustering_threshold=1.9)
+    assert _found(turns) == 3
+
+
+@needs_models
+def test_unfamiliar_voices_counted(service, unlike):
+    turns, _ = _diarize(service, unlike.samples)
+    assert _found(turns) == 3
+    assert der(unlike.turns, turns) <= MAX_DER
+
+
+@needs_models
+def test_count_options_are_honoured(service, unlike):
+    for params, want in (
+        ({"num_speakers": 2}, 2),
+        ({"max_speakers": 2}, 2),
+        ({"min_speakers": 2, "max_speakers": 3}, 3),
+    ):
+        turns, _ = _diarize(service, unlike.samples, **params)
+        assert _found(turns) == want, params
+    # More speakers than voices: clustering makes four, but pyannote drops a speaker that
+    # no frame is given to, so the bound is an upper one here.
+    for params in ({"num_speakers": 4}, {"min_speakers": 4}):
+        turns, _ = _diarize(service, unlike.samples, **params)
+        assert 3 <= _found(turns) <= 4, params
+    # The chunked path honours them too (windows of 15 s over a ~35 s dialogue).
+    assert unlike.duration > 1.5 * 15
+    turns, _ = _diarize(service, unlike.samples, chunk_s=15, num_speakers=2)
+    assert _found(turns) == 2
+    turns, _ = _diarize(service, unlike.samples, chunk_s=15, max_speakers=2)
+    assert _found(turns) <= 2
+    turns, _ = _diarize(service, unlike.samples, chunk_s=15)
     assert _found(turns) == 3
 
 
@@ -371,6 +419,25 @@ def test_prepare_audio_formats():
     with pytest.raises(MediaError):
         prepare_audio(np.zeros((2, 2, 2)), SAMPLE_RATE)
     assert prepare_audio(np.zeros(0, np.float32), 8000).size == 0
+
+
+def _blobs(centres: int, per: int = 20, spread: float = 0.3, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    means = rng.normal(size=(centres, 192))
+    return np.vstack([m + spread * rng.normal(size=(per, 192)) * np.abs(m).mean() for m in means])
+
+
+def test_estimate_partition_counts_separated_clusters():
+    for k in (1, 2, 3, 5):
+        labels = estimate_partition(_blobs(k, seed=k), min_size=3)
+        assert labels.max() + 1 == k
+        assert all(len(set(labels[i * 20 : (i + 1) * 20])) == 1 for i in range(k))
+    x = _blobs(4, seed=4)
+    assert estimate_partition(x, max_clusters=2).max() + 1 == 2
+    assert estimate_partition(_blobs(1), min_clusters=2).max() + 1 == 2
+    assert estimate_partition(x[:2]).tolist() == [0, 0]
+    assert exact_partition(x, 6).max() + 1 == 6
+    assert exact_partition(x[:3], 5).tolist() == [0, 1, 2]
 
 
 def test_windows_cover_the_input_evenly():

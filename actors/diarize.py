@@ -25,7 +25,8 @@ class SpeakersParams(Params):
     clustering_threshold: float | None = Field(
         None, gt=0, le=2,
         description="merge distance of speaker clusters; lower finds more speakers "
-                    f"(default {diarization.DEFAULT_THRESHOLD} for the built-in models)",
+                    "(default: the number of speakers is estimated; "
+                    f"{diarization.DEFAULT_THRESHOLD} was the old fixed value)",
     )  # fmt: skip
     chunk_s: float = Field(
         diarization.DEFAULT_CHUNK_S, ge=0,

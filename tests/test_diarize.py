@@ -181,18 +181,9 @@ def test_unfamiliar_voices_counted(service, unlike):
 
 @needs_models
 def test_count_options_are_honoured(service, unlike):
-    for params, want in (
-        ({"num_speakers": 2}, 2),
-        ({"max_speakers": 2}, 2),
-        ({"min_speakers": 2, "max_speakers": 3}, 3),
-    ):
-        turns, _ = _diarize(service, unlike.samples, **params)
-        assert _found(turns) == want, params
-    # More speakers than voices: clustering makes four, but pyannote drops a speaker that
-    # no frame is given to, so the bound is an upper one here.
-    for params in ({"num_speakers": 4}, {"min_speakers": 4}):
-        turns, _ = _diarize(service, unlike.samples, **params)
-        assert 3 <= _found(turns) <= 4, params
+    # One pass (max_speakers on one pass: test_speaker_count_bounds).
+    turns, _ = _diarize(service, unlike.samples, num_speakers=2)
+    assert _found(turns) == 2
     # The chunked path honours them too (windows of 15 s over a ~35 s dialogue).
     assert unlike.duration > 1.5 * 15
     turns, _ = _diarize(service, unlike.samples, chunk_s=15, num_speakers=2)
@@ -204,17 +195,12 @@ def test_count_options_are_honoured(service, unlike):
 
 
 @needs_models
-@pytest.mark.parametrize("layout", ["stereo", "channels_first", "8khz", "int16_44k"])
+# End to end for two layouts; every layout's conversion: test_prepare_audio_formats.
+@pytest.mark.parametrize("layout", ["stereo", "int16_44k"])
 def test_input_formats(service, two, layout):
     x = two.samples
     if layout == "stereo":  # (samples, 2), the right channel quieter
         samples, rate = np.stack([x, 0.5 * x], axis=1), SAMPLE_RATE
-    elif layout == "channels_first":
-        samples, rate = np.stack([x, x]), SAMPLE_RATE
-    elif layout == "8khz":
-        from scipy.signal import resample_poly
-
-        samples, rate = resample_poly(x, 1, 2).astype(np.float32), 8000
     else:
         from scipy.signal import resample_poly
 

@@ -182,7 +182,7 @@ def test_cancel_and_retry_over_http(api):
         "node": "diagnostics.sleep", "params": {"seconds": 0}}}}).json()["data"]["id"]
     finished(api, done)
     refused = api.post(f"/v1/workflows/{done}/retry")
-    assert refused.status_code == 422 and "only a failed or cancelled" in refused.text
+    assert refused.status_code == 409 and "only a failed or cancelled" in refused.text
 
 
 def test_losing_the_ingress_replica_loses_no_state(api, sample):

@@ -14,13 +14,17 @@ from pathlib import Path
 
 import httpx
 import pytest
+import ray
 
 from yivideo.security.auth import AuthSettings, issue_jwt, new_api_key
 
 from .conftest import METRICS_PORT, wait_until
 
 SECRET = "s" * 40
-KEYS = {owner: new_api_key(owner) for owner in ("alice", "bob", "carol", "mallory")}
+KEYS = {owner: new_api_key(owner) for owner in ("alice", "bob", "carol", "mallory", "erin",
+                                                "frank")}
+_root_key, _root = new_api_key("root")
+KEYS["root"] = (_root_key, _root.model_copy(update={"admin": True}))  # the operator
 
 
 @pytest.fixture(scope="module")
@@ -237,9 +241,154 @@ def test_schemathesis_finds_no_server_errors(ray_cluster, tmp_path):
         [str(Path(sys.executable).parent / "schemathesis"), "run",
          "http://127.0.0.1:8000/openapi.json", "--checks", "not_a_server_error",
          "--max-examples", "25", "--workers", "1", "--seed", "1",
-         "--phases", "examples,coverage,fuzzing", "--max-time", "120"],
+         "--phases", "examples,coverage,fuzzing", "--max-time", "60"],
         capture_output=True, text=True, timeout=400, cwd=tmp_path)
     serve.delete("fuzzed")
     summary = proc.stdout[-3000:]
     print(summary, f"({time.monotonic() - started:.0f} s)")
     assert proc.returncode == 0, summary
+
+
+# ---------------------------------------------------------------- model names, never paths
+
+ATTACK = """\
+pipeline:
+  name: types.SimpleNamespace
+  params: {{}}
+preprocessors:
+  pwn:
+    name: subprocess.Popen
+    params:
+      args: [touch, {marker}]
+"""
+
+
+def _model_params() -> list[tuple[str, str]]:
+    """Every model-selecting param of every node, from the catalogue itself."""
+    from yivideo.nodes import all_nodes
+
+    return [(spec.name, param) for spec in all_nodes() for param in spec.model_params]
+
+
+def _one_stage(node: str, **params) -> dict:
+    from yivideo.nodes import get_node
+
+    inputs = {key: "input.video" for key in get_node(node).inputs}
+    return {"inputs": {"video": "clip.mp4"}, "options": {"cache": False},
+            "stages": {"s": {"node": node, "params": params, "inputs": inputs}}}
+
+
+def _upload(client, owner: str, name: str, data: bytes) -> str:
+    resp = client.post("/v1/files", params={"filename": name}, content=data, headers=key(owner))
+    assert resp.status_code == 201, resp.text
+    return resp.json()["data"]["path"]
+
+
+def _workflows(client, owner: str) -> int:
+    return client.get("/v1/workflows", headers=key(owner)).json()["data"]["total"]
+
+
+def test_the_pipeline_yaml_attack_is_refused_before_any_stage_runs(secure, tmp_path):
+    marker = tmp_path / "pwned"
+    path = _upload(secure, "erin", "config.yaml", ATTACK.format(marker=marker).encode())
+    before = _workflows(secure, "erin")
+    flow = {"inputs": {"video": "clip.mp4"}, "stages": {
+        "audio": {"node": "ffmpeg.extract_audio", "inputs": {"video": "input.video"}},
+        "speakers": {"node": "diarize.speakers", "inputs": {"audio": "audio"},
+                     "params": {"pipeline": path}}}}
+    resp = secure.post("/v1/workflows", json=flow, headers=key("erin"))
+    assert resp.status_code == 422, resp.text
+    error = resp.json()["error"]
+    assert error["code"] == "invalid_config"
+    assert error["details"][0]["loc"] == "stages.speakers.params.pipeline"
+    assert _workflows(secure, "erin") == before  # no workflow, so no stage, ever ran
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("node, param", _model_params())
+def test_every_model_param_refuses_an_uploaded_file(secure, node, param):
+    path = _upload(secure, "erin", "model.bin", b"\x80\x04not a model")
+    for value in (path, str(Path(path).parent), f"../{Path(path).parent.name}/model.bin"):
+        resp = secure.post("/v1/workflows", json=_one_stage(node, **{param: value}),
+                           headers=key("erin"))
+        assert resp.status_code == 422, (value, resp.text)
+        assert resp.json()["error"]["details"][0]["loc"] == f"stages.s.params.{param}"
+
+
+@pytest.mark.parametrize("node, param", _model_params())
+def test_an_unknown_model_name_is_a_422_listing_the_available_ones(secure, node, param):
+    from yivideo.nodes import get_node
+    from yivideo.settings import ModelSettings
+
+    resp = secure.post("/v1/workflows", json=_one_stage(node, **{param: "no-such-model"}),
+                       headers=key("erin"))
+    assert resp.status_code == 422, resp.text
+    detail = resp.json()["error"]["details"][0]
+    available = get_node(node).model_params[param].available(ModelSettings())
+    assert detail["loc"] == f"stages.s.params.{param}"
+    assert detail["available"] == sorted(available)
+    assert all(name in detail["msg"] for name in available)
+
+
+# ---------------------------------------------------------------- what one tenant sees of another
+
+
+def _waiting(client, owner: str) -> set[str]:
+    data = client.get("/v1/gpu-locks/status", headers=key(owner)).json()["data"]
+    return {w["workflow"] for w in data["waiting"]}
+
+
+def test_tenants_see_only_their_own_waiting_stages_and_health_shows_no_ids(secure):
+    from yivideo.runtime import get_service_actor
+
+    # more parallel stages than the diagnostics actor runs at once: some wait in its queue
+    naps = {f"frankstage{i}": {"node": "diagnostics.sleep", "params": {"seconds": 30}}
+            for i in range(12)}
+    resp = secure.post("/v1/workflows", json={"inputs": {}, "options": {"cache": False},
+                                              "stages": naps}, headers=key("frank"))
+    assert resp.status_code == 202, resp.text
+    wid = resp.json()["data"]["id"]
+    actor = get_service_actor("diagnostics")
+    try:
+        wait_until(lambda: wid in _waiting(secure, "frank"), 60)
+        assert wid not in _waiting(secure, "bob")
+        assert wid in _waiting(secure, "root")  # the operator sees every queue
+        # stop one running stage from inside, so the actor's own health names it
+        def a_running_stage() -> str | None:
+            state = secure.get(f"/v1/workflows/{wid}", headers=key("frank")).json()["data"]
+            return next((n for n, st in state["stages"].items() if st["status"] == "running"),
+                        None)
+
+        running = wait_until(a_running_stage, 30)
+        actor.cancel.remote(wid, running)
+        wait_until(lambda: [wid, running] in map(list, ray.get(actor.health.remote())[
+            "stopped"]), 30)
+    finally:
+        secure.delete(f"/v1/workflows/{wid}", headers=key("frank"))
+    health = secure.get("/health")
+    assert health.status_code == 200
+    assert wid not in health.text and "frankstage" not in health.text
+    assert "stopped" not in health.json()["data"]["services"]["diagnostics"]
+
+
+def test_retrying_a_workflow_that_cannot_be_retried_is_a_409(secure):
+    flow = {"inputs": {}, "stages": {"n": {"node": "diagnostics.noop"}}}
+    wid = secure.post("/v1/workflows", json=flow, headers=key("erin")).json()["data"]["id"]
+    wait_until(lambda: secure.get(f"/v1/workflows/{wid}", headers=key("erin")).json()[
+        "data"]["status"] == "succeeded", 60)
+    resp = secure.post(f"/v1/workflows/{wid}/retry", headers=key("erin"))
+    assert resp.status_code == 409 and resp.json()["error"]["code"] == "conflict"
+
+
+def test_openapi_declares_the_api_key_and_bearer_schemes_on_every_v1_operation(secure):
+    spec = secure.get("/openapi.json").json()
+    schemes = spec["components"]["securitySchemes"]
+    assert schemes["ApiKey"] == {**schemes["ApiKey"], "type": "apiKey", "in": "header",
+                                 "name": "X-API-Key"}
+    assert schemes["BearerJWT"]["scheme"] == "bearer"
+    assert schemes["BearerJWT"]["bearerFormat"] == "JWT"
+    operations = [(path, op) for path, ops in spec["paths"].items() if path.startswith("/v1")
+                  for op in ops.values()]
+    assert operations
+    for path, op in operations:
+        assert {"ApiKey", "BearerJWT"} == {k for s in op["security"] for k in s}, path

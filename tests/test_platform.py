@@ -46,18 +46,27 @@ def test_actor_killed_mid_stage_is_restarted_and_the_stage_rerun():
         state = yivideo.wait(wid, timeout=60)
         attempts = state["stages"]["nap"]["attempts"]
         assert attempts and attempts[0]["error"]["code"] == "actor_died"
+        assert attempts[0]["reason"] == "actor_died" and attempts[0]["retried"]
         completed += state["status"] == "succeeded"
     assert (completed, kills) == (10, 10)
 
 
 def test_poison_input_fails_after_the_configured_attempts_with_each_error():
-    for mode, code in (("raise", "internal"), ("exit", "actor_died")):
+    # An error raised by the node would recur: it fails at once, with its message. Only
+    # the actor's death (here: the process exits) is worth the configured attempts.
+    for mode, code, tries in (("raise", "internal", 1), ("exit", "actor_died", 3)):
         state = run({"inputs": {}, "options": {"cache": False}, "stages": {
             "bad": {"node": "diagnostics.crash", "params": {"mode": mode}}}})
         stage = state["stages"]["bad"]
         assert state["status"] == "failed" and stage["status"] == "failed"
-        assert [a["attempt"] for a in stage["attempts"]] == [1, 2, 3]
+        assert [a["attempt"] for a in stage["attempts"]] == list(range(1, tries + 1))
         assert {a["error"]["code"] for a in stage["attempts"]} == {code}
+        reasons = [(a["reason"], a["retried"]) for a in stage["attempts"]]
+        if mode == "raise":
+            assert reasons == [("error", False)]
+            assert "failing on purpose" in stage["error"]["message"]
+        else:
+            assert reasons == [("actor_died", True)] * 2 + [("actor_died", False)]
     # the platform keeps running: the same actor serves the next workflow
     assert run(sleep_flow(0.01))["status"] == "succeeded"
 
@@ -65,7 +74,7 @@ def test_poison_input_fails_after_the_configured_attempts_with_each_error():
 def test_bad_input_is_not_retried(tmp_path):
     state = run({"inputs": {"video": str(tmp_path / "gone.mp4")}, "stages": {
         "p": {"node": "ffmpeg.probe", "inputs": {"video": "input.video"}}}})
-    assert len(state["stages"]["p"]["attempts"]) == 1
+    assert [a["reason"] for a in state["stages"]["p"]["attempts"]] == ["error"]
 
 
 def test_fifty_workflows_at_once_all_finish(sample):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import httpx
 import pytest
@@ -49,19 +48,16 @@ def test_nodes_lists_schemas(api):
 
 
 def test_submit_returns_at_once_then_succeeds_and_serves_artifacts(api, sample):
-    began = time.monotonic()
     resp = api.post("/v1/workflows", json={"video_path": str(sample.video), "workflow_config": {
         "audio_extraction": {"strategy": "decode", "provider": "ffmpeg"}}})
     assert resp.status_code == 202, resp.text
     wid = resp.json()["data"]["id"]
     state = finished(api, wid)
     assert state["status"] == "succeeded", state
-    elapsed = time.monotonic() - began
     names = {a["name"] for a in state["artifacts"]}
     assert names == {"media.json", "audio.wav"}
     wav = api.get(f"/v1/workflows/{wid}/artifacts/audio.wav")
     assert wav.status_code == 200 and wav.content[:4] == b"RIFF"
-    assert elapsed < 120
     listed = api.get("/v1/workflows", params={"limit": 5}).json()["data"]
     assert wid in [w["id"] for w in listed["items"]]
 

@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
@@ -35,9 +36,9 @@ def run(config, timeout=120):
 
 
 def test_actor_killed_mid_stage_is_restarted_and_the_stage_rerun():
-    """Kill the actor running a stage, ten times; every workflow still completes."""
+    """Kill the actor running a stage, five times; every workflow still completes."""
     completed, kills = 0, 0
-    for _ in range(10):
+    for _ in range(5):
         wid = yivideo.submit(sleep_flow(1.5, cache=False))
         wait_until(lambda w=wid: yivideo.get(w)["stages"]["nap"]["status"] == "running", 30)
         pid = ray.get(get_service_actor("diagnostics").health.remote())["pid"]
@@ -48,7 +49,7 @@ def test_actor_killed_mid_stage_is_restarted_and_the_stage_rerun():
         assert attempts and attempts[0]["error"]["code"] == "actor_died"
         assert attempts[0]["reason"] == "actor_died" and attempts[0]["retried"]
         completed += state["status"] == "succeeded"
-    assert (completed, kills) == (10, 10)
+    assert (completed, kills) == (5, 5)
 
 
 def test_poison_input_fails_after_the_configured_attempts_with_each_error():
@@ -116,8 +117,12 @@ def test_retry_after_cancel(tmp_path):
     wait_until(lambda: yivideo.get(wid)["stages"]["nap"]["status"] == "running", 30)
     assert yivideo.cancel(wid)["status"] == "cancelled"
     ray.get(get_controller().retry.remote(wid))
-    assert yivideo.get(wid)["status"] in ("pending", "running")
-    yivideo.cancel(wid)
+    # The retried run really starts the stage again (a stale cancel would stop it).
+    wait_until(lambda: (s := yivideo.get(wid))["runs"] == 2 and s["status"] == "running"
+               and s["stages"]["nap"]["status"] == "running", 30)
+    time.sleep(1.0)
+    assert yivideo.get(wid)["stages"]["nap"]["status"] == "running"
+    assert yivideo.cancel(wid)["status"] == "cancelled"
 
 
 def test_cache_hits_only_when_everything_is_equal(sample, tmp_path):
@@ -262,4 +267,6 @@ def test_a_removed_node_moves_its_actor_and_the_workflow_finishes(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     outcome = json.loads(proc.stdout.strip().splitlines()[-1])
     assert outcome["status"] == "succeeded" and outcome["moved"]
-    assert outcome["attempts"] == ["actor_died"]
+    # How often the stage meets the dying node depends on timing; every failed attempt
+    # must be the actor's death, never the stage's own error.
+    assert outcome["attempts"] and set(outcome["attempts"]) == {"actor_died"}

@@ -20,15 +20,14 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
 
 import jwt
 import pytest
 import yaml
-from fastapi import Depends, FastAPI, Header, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+import serve_app
 from yivideo.errors import ConfigError, MediaError, YiVideoError
 from yivideo.security import auth, media_guard, urls, webhooks
 from yivideo.security.auth import (
@@ -48,6 +47,7 @@ from yivideo.security.auth import (
 from yivideo.security.paths import confine
 from yivideo.security.ratelimit import RateLimited, RateLimiter, RateLimitSettings
 from yivideo.security.urls import check_public_url, fetch
+from yivideo.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "test-secret-" + "0123456789abcdef" * 4
@@ -328,29 +328,15 @@ def test_rate_limit_settings() -> None:
 # --------------------------------------------------------------------------- HTTP wiring
 
 
-def _principal(
-    request: Request,
-    authorization: Annotated[str | None, Header()] = None,
-    x_api_key: Annotated[str | None, Header()] = None,
-) -> Principal:
-    """The ingress dependency: authenticate, then count the call against the principal."""
-    who = authenticate(authorization, x_api_key, request.app.state.auth)
-    request.app.state.limiter.hit(who).raise_for_limit()
-    return who
-
-
-def _app(settings: AuthSettings, limiter: RateLimiter) -> FastAPI:
+def _app(auth: AuthSettings, rate: str) -> FastAPI:
+    """A FastAPI app whose one route depends on the ingress's own caller dependency."""
     app = FastAPI()
-    app.state.auth, app.state.limiter = settings, limiter
-
-    @app.exception_handler(YiVideoError)
-    async def _handle(request: Request, exc: YiVideoError) -> JSONResponse:
-        return JSONResponse(
-            exc.to_dict(), status_code=exc.http_status, headers=getattr(exc, "headers", None)
-        )
+    app.state.settings = Settings(auth=auth, rate_limit=RateLimitSettings(rate=rate))
+    app.state.limiter = RateLimiter.from_settings(app.state.settings.rate_limit)
+    app.add_exception_handler(YiVideoError, serve_app._yivideo_error)
 
     @app.get("/whoami")
-    def whoami(who: Annotated[Principal, Depends(_principal)]) -> dict:
+    def whoami(who: serve_app.Caller) -> dict:
         return {"owner": who.owner, "via": who.via}
 
     return app
@@ -358,9 +344,9 @@ def _app(settings: AuthSettings, limiter: RateLimiter) -> FastAPI:
 
 def test_http_401_and_429(keys) -> None:
     alice_key, _, settings = keys
-    client = TestClient(_app(settings, RateLimiter("3/minute")))
+    client = TestClient(_app(settings, "3/minute"))
     r = client.get("/whoami")
-    assert r.status_code == 401 and r.json()["code"] == "unauthorized"
+    assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized"
     assert r.headers["www-authenticate"].startswith("Bearer")
     assert client.get("/whoami", headers={"Authorization": "Bearer nope"}).status_code == 401
     token = issue_jwt("alice", settings)
@@ -370,7 +356,7 @@ def test_http_401_and_429(keys) -> None:
     assert r.json() == {"owner": "alice", "via": "jwt"}
     assert client.get("/whoami", headers={"X-API-Key": alice_key}).status_code == 200
     r = client.get("/whoami", headers={"X-API-Key": alice_key, "X-Forwarded-For": "2.2.2.2"})
-    assert r.status_code == 429 and r.json()["code"] == "rate_limited"
+    assert r.status_code == 429 and r.json()["error"]["code"] == "rate_limited"
     assert int(r.headers["retry-after"]) >= 1
 
 
@@ -695,10 +681,8 @@ def test_fetch_checks_every_redirect(server, tmp_path, path, match) -> None:
 def test_fetch_limits(server, tmp_path, path, kwargs, match) -> None:
     args = {"max_bytes": 100_000, "timeout": 10.0, "allowlist": LOCAL, **kwargs}
     dest = tmp_path / "v"
-    started = time.monotonic()
     with pytest.raises(ConfigError, match=match):
         fetch(f"{server}{path}", dest, **args)
-    assert time.monotonic() - started < 5
     assert not dest.exists() and not (tmp_path / "v.part").exists()
 
 

@@ -19,6 +19,7 @@ import ray
 from yivideo.security.auth import AuthSettings, issue_jwt, new_api_key
 
 from .conftest import METRICS_PORT, wait_until
+from .test_security import ATTACK_PIPELINE
 
 SECRET = "s" * 40
 KEYS = {owner: new_api_key(owner) for owner in ("alice", "bob", "carol", "mallory", "erin",
@@ -251,16 +252,6 @@ def test_schemathesis_finds_no_server_errors(ray_cluster, tmp_path):
 
 # ---------------------------------------------------------------- model names, never paths
 
-ATTACK = """\
-pipeline:
-  name: types.SimpleNamespace
-  params: {{}}
-preprocessors:
-  pwn:
-    name: subprocess.Popen
-    params:
-      args: [touch, {marker}]
-"""
 
 
 def _model_params() -> list[tuple[str, str]]:
@@ -290,7 +281,7 @@ def _workflows(client, owner: str) -> int:
 
 def test_the_pipeline_yaml_attack_is_refused_before_any_stage_runs(secure, tmp_path):
     marker = tmp_path / "pwned"
-    path = _upload(secure, "erin", "config.yaml", ATTACK.format(marker=marker).encode())
+    path = _upload(secure, "erin", "config.yaml", ATTACK_PIPELINE.format(marker=marker).encode())
     before = _workflows(secure, "erin")
     flow = {"inputs": {"video": "clip.mp4"}, "stages": {
         "audio": {"node": "ffmpeg.extract_audio", "inputs": {"video": "input.video"}},

@@ -253,7 +253,6 @@ def test_schemathesis_finds_no_server_errors(ray_cluster, tmp_path):
 # ---------------------------------------------------------------- model names, never paths
 
 
-
 def _model_params() -> list[tuple[str, str]]:
     """Every model-selecting param of every node, from the catalogue itself."""
     from yivideo.nodes import all_nodes

@@ -426,6 +426,23 @@ def test_estimate_partition_counts_separated_clusters():
     assert exact_partition(x[:3], 5).tolist() == [0, 1, 2]
 
 
+def test_speakers_of_one_window_stay_apart():
+    """Two voices CAM++ finds alike (cosine 0.9) merge, unless a window held both."""
+    rng = np.random.default_rng(7)
+    a, b = rng.normal(size=(2, 192))
+    c = b + 0.48 * np.linalg.norm(b) / np.sqrt(192) * rng.normal(size=192)
+    assert 0.85 < b @ c / np.linalg.norm(b) / np.linalg.norm(c) < 0.95
+    windows = 5
+    x = np.vstack([v + 0.15 * np.linalg.norm(v) / np.sqrt(192) * rng.normal(size=192)
+                   for _ in range(windows) for v in (a, b, c)])
+    groups = np.repeat(np.arange(windows), 3)
+    assert estimate_partition(x).max() + 1 == 2
+    labels = estimate_partition(x, groups=groups)
+    assert labels.max() + 1 == 3
+    assert all(len(set(labels[groups == w])) == 3 for w in range(windows))
+    assert all(len(set(labels[i::3])) == 1 for i in range(3))  # each voice keeps its label
+
+
 def test_windows_cover_the_input_evenly():
     assert _chunks(SAMPLE_RATE * 100, 300.0) == [(0, SAMPLE_RATE * 100)]
     assert _chunks(SAMPLE_RATE * 100, None) == [(0, SAMPLE_RATE * 100)]

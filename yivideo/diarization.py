@@ -505,12 +505,29 @@ def absorb_small(x: np.ndarray, labels: np.ndarray, min_size: int) -> np.ndarray
     return np.unique(labels, return_inverse=True)[1]
 
 
-def max_centroid_similarity(x: np.ndarray, labels: np.ndarray) -> float:
-    """Largest cosine similarity between two cluster centroids (-1 for one cluster)."""
+def max_centroid_similarity(
+    x: np.ndarray, labels: np.ndarray, apart: np.ndarray | None = None
+) -> float:
+    """Largest cosine similarity between two cluster centroids (-1 for one cluster),
+    leaving out the pairs that ``apart`` (clusters x clusters) marks as known different."""
     centroids = _unit(np.vstack([x[labels == i].mean(axis=0) for i in np.unique(labels)]))
     sims = centroids @ centroids.T
     np.fill_diagonal(sims, -1.0)
+    if apart is not None:
+        sims[apart] = -1.0
     return float(sims.max())
+
+
+def _co_occurring(labels: np.ndarray, groups: np.ndarray) -> np.ndarray | None:
+    """Clusters x clusters: True where both clusters have a member in one group (one
+    window, whose own pass told them apart); None if a cluster holds two of one group."""
+    k = int(labels.max()) + 1
+    seen = np.zeros((k, int(groups.max()) + 1), dtype=int)
+    np.add.at(seen, (labels, groups), 1)
+    if (seen > 1).any():
+        return None
+    present = (seen > 0).astype(int)
+    return (present @ present.T) > 0
 
 
 def estimate_partition(
@@ -519,6 +536,7 @@ def estimate_partition(
     max_clusters: int | None = None,
     min_size: int = 1,
     same_speaker: float = SAME_SPEAKER_SIMILARITY,
+    groups: np.ndarray | None = None,
 ) -> np.ndarray:
     """Speaker index of every embedding, the number of speakers estimated.
 
@@ -527,6 +545,11 @@ def estimate_partition(
     centroids exceed ``same_speaker`` cosine similarity splits a speaker and is dropped;
     of the rest the one with the best silhouette (cosine) wins. With none left: one
     speaker, or the closest candidate to ``min_clusters`` when more are required.
+
+    ``groups`` (per embedding, e.g. the window of a per-window speaker) are cannot-links:
+    embeddings of one group are different speakers, so a candidate joining two of them is
+    dropped, and two clusters that share a group are exempt from the ``same_speaker`` rule
+    (two similar voices a window's own pass told apart stay apart).
     """
     from scipy.cluster.hierarchy import linkage
     from sklearn.metrics import silhouette_score
@@ -547,9 +570,14 @@ def estimate_partition(
             found = int(labels.max()) + 1
             if found < max(lo, 2) or found > hi:
                 continue
+            apart = None
+            if groups is not None:
+                apart = _co_occurring(labels, groups)
+                if apart is None:
+                    continue
             if fallback is None or found < fallback[0]:
                 fallback = (found, labels)
-            if max_centroid_similarity(x, labels) > same_speaker:
+            if max_centroid_similarity(x, labels, apart) > same_speaker:
                 continue
             score = float(silhouette_score(x, labels, metric="cosine"))
             if best is None or score > best[0]:
@@ -658,9 +686,11 @@ def _cluster_centroids(
     num: int | None,
     lo: int | None,
     hi: int | None,
+    windows: np.ndarray | None = None,
 ) -> np.ndarray:
     """Global speaker index of every per-window centroid: the count estimated as within a
-    window (``threshold`` None) or cut at ``threshold``; an imposed count is met."""
+    window (``threshold`` None; speakers of one window stay apart) or cut at ``threshold``;
+    an imposed count is met."""
     from pyannote.audio.pipelines.clustering import AgglomerativeClustering
 
     n = len(centroids)
@@ -670,7 +700,7 @@ def _cluster_centroids(
         return exact_partition(centroids, min(num, n))
     if threshold is None:
         # Each window already merged its own speakers: every centroid may stand alone.
-        return estimate_partition(centroids, lo or 1, hi, min_size=1)
+        return estimate_partition(centroids, lo or 1, hi, min_size=1, groups=windows)
     clustering = AgglomerativeClustering(metric="cosine")
     clustering.instantiate({"method": "centroid", "min_cluster_size": 1, "threshold": threshold})
     return np.asarray(
@@ -790,7 +820,8 @@ def _diarize_windows(
         if threshold is None and not pipe.estimates_count:
             threshold = DEFAULT_THRESHOLD
         labels = _cluster_centroids(
-            np.vstack(vectors), threshold, num_speakers, min_speakers, max_speakers
+            np.vstack(vectors), threshold, num_speakers, min_speakers, max_speakers,
+            windows=np.array([w for w, _ in keys]),
         )
         glob = {key: int(k) for key, k in zip(keys, labels, strict=True)}
     bounded = bool(num_speakers or max_speakers) and bool(glob)

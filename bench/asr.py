@@ -9,7 +9,6 @@ Prints wall times, the ratio b/a, WER of both against the ground truth, peak mem
 from __future__ import annotations
 
 import argparse
-import re
 import resource
 import tempfile
 import time
@@ -23,12 +22,8 @@ from actors.asr import TranscribeParams
 from yivideo import media
 from yivideo.runtime import get_service_actor
 from yivideo.settings import get_settings
-from yivideo.testmedia import SENTENCES_EN, make_video
+from yivideo.testmedia import SENTENCES_EN, make_video, normalise_for_wer
 from yivideo.whisper_models import resolve_model
-
-
-def normalise(text: str) -> str:
-    return re.sub(r"\s+", " ", re.sub(r"[^a-z0-9' ]", " ", text.lower())).strip()
 
 
 def bare(video: str, params: TranscribeParams, threads: int = 0) -> tuple[float, str]:
@@ -64,7 +59,7 @@ def main() -> None:
     truth = make_video(tmp / "speech.mp4", sentences=SENTENCES_EN,
                        duration_min=args.minutes * 60, width=640, height=360)
     print(f"generated {truth.duration:.0f} s of speech video in {time.perf_counter() - t0:.0f} s")
-    reference = normalise(" ".join(c.text for c in truth.speech))
+    reference = normalise_for_wer(" ".join(c.text for c in truth.speech))
     params = TranscribeParams()
 
     # a 1-CPU Ray actor runs with OMP_NUM_THREADS=1, so time the bare path both ways
@@ -87,13 +82,13 @@ def main() -> None:
     yivideo.run("subtitles", video=truth.video)
     cached = time.perf_counter() - t
     srt = (tmp / "out1" / "subtitles.srt").read_text()
-    ours = normalise(" ".join(ln for ln in srt.splitlines()
+    ours = normalise_for_wer(" ".join(ln for ln in srt.splitlines()
                               if ln and not ln[0].isdigit()))
     health = ray.get(get_service_actor("asr").health.remote())
     loads = len(health["models"])
 
     print(f"audio: {truth.duration:.1f} s, model {params.model}, beam {params.beam_size}")
-    bare_wer = jiwer.wer(reference, normalise(bare_text))
+    bare_wer = jiwer.wer(reference, normalise_for_wer(bare_text))
     print(f"(a) bare, default threads    {bare_default_s:7.2f} s")
     print(f"(a) bare, cpu_threads=1      {bare_s:7.2f} s  "
           f"({truth.duration / bare_s:5.1f}x real time)  WER {bare_wer:.3f}")

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import tempfile
 import time
 from collections import defaultdict
@@ -33,7 +32,7 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 from actors.asr import ASRService, TranscribeParams, resample_linear  # noqa: E402
 from yivideo.nodes import NodeContext  # noqa: E402
 from yivideo.settings import Settings  # noqa: E402
-from yivideo.testmedia import SENTENCES_EN, Cue, _synthesize  # noqa: E402
+from yivideo.testmedia import SENTENCES_EN, Cue, _synthesize, normalise_for_wer  # noqa: E402
 
 SR = 16000
 VOICES = ["en-us", "en+f3", "en-us+m3", "en+klatt4", "en-gb-x-rp", "en+f5"]
@@ -98,11 +97,6 @@ class Tally:
     hits: int = 0
     starts: int = 0
     seconds: float = 0.0
-
-
-def normalise(text: str) -> str:
-    """``bench/asr.py``'s normalisation: lower case, letters, digits and apostrophes."""
-    return re.sub(r"\s+", " ", re.sub(r"[^a-z0-9' ]", " ", text.lower())).strip()
 
 
 def option_sets() -> dict[str, dict[str, Any]]:
@@ -237,12 +231,13 @@ def measure(
             result = run(service, clip, params)
             for kind in (clip.kind, "all"):
                 tally = tallies[name, kind]
-                tally.refs.append(normalise(clip.text))
-                tally.hyps.append(normalise(result.text) or "<empty>")
+                tally.refs.append(normalise_for_wer(clip.text))
+                tally.hyps.append(normalise_for_wer(result.text) or "<empty>")
                 tally.hits += start_hits(clip.cues, result.starts)
                 tally.starts += len(clip.cues)
                 tally.seconds += result.seconds
-            wer = jiwer.wer(normalise(clip.text), normalise(result.text) or "<empty>")
+            heard = normalise_for_wer(result.text) or "<empty>"
+            wer = jiwer.wer(normalise_for_wer(clip.text), heard)
             print(f"  {clip.name:28} {name:40} WER {wer:.3f}  {result.seconds:5.1f} s",
                   flush=True)  # fmt: skip
     return tallies

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import re
 import subprocess
 import sys
 import tempfile
@@ -40,6 +39,7 @@ from yivideo.settings import Settings  # noqa: E402
 from yivideo.subtitles import DEFAULT_RULES, segments_to_events  # noqa: E402
 from yivideo.subtitles.language import leans_forward  # noqa: E402
 from yivideo.subtitles.layout import text_width  # noqa: E402
+from yivideo.testmedia import normalise_for_wer  # noqa: E402
 from yivideo.types import Audio, SubtitleEvent, Transcript  # noqa: E402
 
 RATE = 16000
@@ -118,10 +118,6 @@ def make_clip(seed: int, voice: str, count: int = 14) -> Clip:
     return Clip(np.concatenate(parts), starts, " ".join(chosen))
 
 
-def normalise(text: str) -> str:
-    return re.sub(r"\s+", " ", re.sub(r"[^a-z0-9' ]", " ", text.lower())).strip()
-
-
 def hits(starts: list[float], event_starts: list[float], tol: float = 0.5) -> int:
     return sum(any(abs(s - e) <= tol for e in event_starts) for s in starts)
 
@@ -178,9 +174,9 @@ def main() -> None:
             h_ours = hits(clip.starts, [e.start for e in events])
             lean = sum(leans_forward(" ".join(e.lines)) for e in events)
             breaks = rule_breaks(events, transcript)
-            ref = normalise(clip.text)
-            bare_text = normalise(" ".join(s.text for s in transcript.segments))
-            our_text = normalise(" ".join(" ".join(e.lines) for e in events))
+            ref = normalise_for_wer(clip.text)
+            bare_text = normalise_for_wer(" ".join(s.text for s in transcript.segments))
+            our_text = normalise_for_wer(" ".join(" ".join(e.lines) for e in events))
             refs.append(ref)
             bare_hyps.append(bare_text)
             our_hyps.append(our_text)

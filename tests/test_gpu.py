@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 import jiwer
 import pytest
 
@@ -11,10 +9,7 @@ from actors.asr import ASRService, TranscribeParams
 from yivideo import media
 from yivideo.nodes import NodeContext
 from yivideo.settings import Settings
-
-
-def normalise(text: str) -> str:
-    return re.sub(r"\s+", " ", re.sub(r"[^a-z0-9' ]", " ", text.lower())).strip()
+from yivideo.testmedia import normalise_for_wer
 
 
 def _cuda_devices() -> int:
@@ -36,6 +31,6 @@ def test_transcribes_on_cuda_in_float16(sample):
     out = service.transcribe(NodeContext(), TranscribeParams(device="cuda"), audio)
     said = " ".join(cue.text for cue in sample.speech)
     heard = " ".join(s.text for s in out["transcript"].segments)
-    assert jiwer.wer(normalise(said), normalise(heard)) < 0.25
+    assert jiwer.wer(normalise_for_wer(said), normalise_for_wer(heard)) < 0.25
     (loaded,) = service.health()["models"]
     assert loaded["device"] == "cuda" and loaded["compute_type"] == "float16"

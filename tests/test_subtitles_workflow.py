@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 
 import jiwer
@@ -12,12 +11,9 @@ import pytest
 
 import yivideo
 from yivideo.media import probe
+from yivideo.testmedia import normalise_for_wer
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
-
-
-def normalise(text: str) -> str:
-    return re.sub(r"\s+", " ", re.sub(r"[^a-z0-9' ]", " ", text.lower())).strip()
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +33,8 @@ def test_all_formats_written(subtitles):
 def test_wer_and_sentence_starts(subtitles, sample):
     out, _ = subtitles
     subs = pysubs2.load(str(out / "subtitles.srt"))
-    hypothesis = normalise(" ".join(e.plaintext for e in subs))
-    reference = normalise(" ".join(c.text for c in sample.speech))
+    hypothesis = normalise_for_wer(" ".join(e.plaintext for e in subs))
+    reference = normalise_for_wer(" ".join(c.text for c in sample.speech))
     assert jiwer.wer(reference, hypothesis) <= 0.15
     doc = json.loads((out / "subtitles.json").read_text())
     word_starts = [w["start"] for s in doc["segments"] for w in s["words"]]

@@ -12,6 +12,7 @@ import argparse
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -136,6 +137,11 @@ class GroundTruth:
         data["speech"] = [Cue(**c) for c in data.get("speech", [])]
         data["subtitles"] = [Cue(**c) for c in data.get("subtitles", [])]
         return cls(**data)
+
+
+def normalise_for_wer(text: str) -> str:
+    """Text as word error rates compare it: lower case, letters, digits and apostrophes."""
+    return re.sub(r"\s+", " ", re.sub(r"[^a-z0-9' ]", " ", text.lower())).strip()
 
 
 def _run(cmd: list[str], cwd: str | None = None) -> None:

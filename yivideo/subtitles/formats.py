@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 import pysubs2
 
-from yivideo.subtitles.segment import join_lines
+from yivideo.subtitles.language import join_lines
 from yivideo.types import SubtitleEvent, Transcript
 
 FORMATS = ("srt", "vtt", "ass", "json", "txt")

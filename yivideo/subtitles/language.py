@@ -9,6 +9,7 @@ preposition, a conjunction, a possessive, a subject pronoun or an auxiliary verb
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Sequence
 
 SENTENCE_END = ".!?。！？…"
 CLAUSE_END = ",;:，；：、—–"
@@ -64,6 +65,16 @@ def is_cjk(char: str) -> bool:
     """Whether ``char`` belongs to a script written without spaces between words."""
     code = ord(char)
     return any(lo <= code <= hi for lo, hi in _CJK_RANGES)
+
+
+def join_lines(lines: Sequence[str]) -> str:
+    """Join subtitle lines into one line, adding a space unless both sides are CJK."""
+    out = ""
+    for line in lines:
+        if out and line and not (is_cjk(out[-1]) and is_cjk(line[0])):
+            out += " "
+        out += line
+    return out
 
 
 def is_punct(char: str) -> bool:

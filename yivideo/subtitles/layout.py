@@ -18,6 +18,7 @@ from yivideo.subtitles.language import (
     CJK_CLASS,
     is_cjk,
     is_punct,
+    join_lines,
     leans_forward,
     punct_class,
     starts_clause,
@@ -177,9 +178,4 @@ def fit_lines(text: str, rules: SegmentationRules) -> list[str]:
         text_width(line, rules) <= rules.max_chars_per_line + 1e-9 for line in lines
     ):
         return lines
-    joined = ""
-    for line in lines:
-        if joined and not (is_cjk(joined[-1]) and is_cjk(line[0])):
-            joined += " "
-        joined += line
-    return wrap(joined, rules)
+    return wrap(join_lines(lines), rules)

@@ -19,8 +19,14 @@ from dataclasses import replace
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
-from yivideo.subtitles.language import is_cjk, leans_forward, punct_class, starts_clause
-from yivideo.subtitles.layout import Token, layout, text_tokens, text_width
+from yivideo.subtitles.language import (
+    is_cjk,
+    join_lines,
+    leans_forward,
+    punct_class,
+    starts_clause,
+)
+from yivideo.subtitles.layout import Token, layout, line_text, text_tokens, text_width
 from yivideo.types import Segment, SubtitleEvent, Transcript, Word
 
 __all__ = ["DEFAULT_RULES", "SegmentationRules", "is_cjk", "join_lines", "segment_words",
@@ -81,16 +87,6 @@ class SegmentationRules(BaseModel):
 
 
 DEFAULT_RULES = SegmentationRules()
-
-
-def join_lines(lines: Sequence[str]) -> str:
-    """Join subtitle lines into one line, adding a space unless both sides are CJK."""
-    out = ""
-    for line in lines:
-        if out and line and not (is_cjk(out[-1]) and is_cjk(line[0])):
-            out += " "
-        out += line
-    return out
 
 
 def _prepare(
@@ -160,20 +156,16 @@ def _split_costs(tokens: Sequence[Token]) -> list[float]:
             cost = _SENTENCE_SPLIT
         elif cls == 1:
             cost = _CLAUSE_SPLIT
-        elif leans_forward(_join(tokens[max(j - 3, 0) : j])):
+        elif leans_forward(line_text(tokens[max(j - 3, 0) : j])):
             cost = _LEANING_SPLIT
         elif nxt.opens_segment:
             cost = _SEGMENT_SPLIT
-        elif starts_clause(_join(tokens[j : j + 3])):
+        elif starts_clause(line_text(tokens[j : j + 3])):
             cost = _CONJUNCTION_SPLIT
         else:
             cost = _PLAIN_SPLIT
         costs[j] = cost - _PAUSE_BONUS * max(nxt.start - prev.end, 0.0)
     return costs
-
-
-def _join(tokens: Sequence[Token]) -> str:
-    return "".join(t.sep + t.text for t in tokens)
 
 
 def _group(tokens: list[Token], rules: SegmentationRules, limit: float | None) -> list[int]:
@@ -258,7 +250,7 @@ def segment_words(
         chunk = tokens[a:b]
         next_start = tokens[b].start if b < len(tokens) else None
         speech_end = max(t.end for t in chunk)
-        width = text_width(_join(chunk).lstrip(), rules)
+        width = text_width(line_text(chunk), rules)
         end = display_end(chunk[0].start, speech_end, width, next_start, rules, total_duration)
         events.append(SubtitleEvent(chunk[0].start, end, layout(chunk, rules), chunk[0].speaker))
     return events

@@ -235,6 +235,7 @@ class ASRService(Service):
 
     name = "asr"
     uses_gpu = True
+    actor_defaults = {"num_cpus": 1.0}
 
     def __init__(self, settings: Any) -> None:
         super().__init__(settings)

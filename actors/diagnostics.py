@@ -28,6 +28,8 @@ class CrashParams(Params):
 @register_service
 class DiagnosticsService(Service):
     name = "diagnostics"
+    # drills: never counts against CPUs, always restarts
+    actor_defaults = {"num_cpus": 0, "max_concurrency": 8, "max_restarts": -1}
 
     @node("diagnostics.noop", outputs={"value": "any"})
     def noop(self, ctx: NodeContext, params: Params) -> dict[str, Any]:

@@ -13,9 +13,13 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from yivideo import diarization
+from yivideo.datatypes import DataType, register_type
 from yivideo.errors import ConfigError
 from yivideo.nodes import ModelName, NodeContext, Params, Service, node, register_service
 from yivideo.types import Audio, Transcript
+
+register_type(DataType("speaker_turns", "who spoke when: speaker turns",
+                       "yivideo.diarization:Turn", many=True, literal="json"))
 
 
 class SpeakersParams(Params):
@@ -56,6 +60,7 @@ class DiarizationService(Service):
 
     name = "diarize"
     uses_gpu = True
+    actor_defaults = {"num_cpus": 1.0}
 
     def __init__(self, settings: Any) -> None:
         super().__init__(settings)

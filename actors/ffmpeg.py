@@ -40,6 +40,7 @@ class SplitAudioParams(Params):
 @register_service
 class FFmpegService(Service):
     name = "ffmpeg"
+    actor_defaults = {"num_cpus": 0.5, "max_concurrency": 4}
 
     @node("ffmpeg.probe", params=ProbeParams, inputs={"video": "video"},
           outputs={"info": "media_info"})

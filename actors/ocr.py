@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, model_validator
 
+from yivideo.datatypes import DataType, register_type
 from yivideo.errors import ConfigError, ResourceUnavailable
 from yivideo.nodes import ModelName, NodeContext, Params, Service, node, register_service
 from yivideo.ocr_models import DEFAULT_MODEL, OCR_MODELS, resolve_ocr_models
@@ -31,6 +32,10 @@ log = logging.getLogger(__name__)
 
 #: PaddleOCR language names -> the language code a transcript carries.
 LANGUAGES = {"ch": "zh", "en": "en"}
+
+
+register_type(DataType("band", "where burnt-in subtitles are in the picture",
+                       "yivideo.hardsub:Band", literal="json"))
 
 
 class BandParams(Params):
@@ -120,6 +125,7 @@ class OCRService(Service):
 
     name = "ocr"
     uses_gpu = True
+    actor_defaults = {"num_cpus": 1.0}
 
     def __init__(self, settings: Any) -> None:
         super().__init__(settings)

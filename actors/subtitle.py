@@ -54,6 +54,7 @@ def _ffmpeg(args: list[str], what: str) -> None:
 @register_service
 class SubtitleService(Service):
     name = "subtitle"
+    actor_defaults = {"num_cpus": 0.25, "max_concurrency": 4}
 
     @node("subtitle.write", params=WriteParams, inputs={"transcript": "transcript"},
           outputs={"events": "subtitle_events"})

@@ -7,9 +7,11 @@ import re
 import shlex
 from pathlib import Path
 
+import pytest
 import yaml
 
 from yivideo import cli
+from yivideo.nodes import all_services, get_service
 from yivideo.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,8 +103,27 @@ def test_default_config_is_every_setting(monkeypatch):
     text = yaml.safe_load((ROOT / "config.yml").read_text())
     assert set(text) == set(Settings.model_fields)  # every key documented in the file
     assert all(a.num_gpus == 0 for a in settings.actors.values())
-    services = {"ffmpeg", "asr", "diarize", "ocr", "subtitle", "diagnostics"}
-    assert set(settings.actors) == services <= set(text["actors"])
+    # every discovered service gets options: its module's defaults, the file's overrides
+    assert set(settings.actors) == {svc.name for svc in all_services()}
+    for svc in all_services():
+        for key, value in svc.actor_defaults.items():
+            if key not in (text["actors"].get(svc.name) or {}):
+                assert getattr(settings.actors[svc.name], key) == value, (svc.name, key)
+
+
+def test_the_cluster_file_overrides_only_what_it_names(monkeypatch):
+    settings = _settings(ROOT / "config.cluster.yml", monkeypatch)
+    text = yaml.safe_load((ROOT / "config.cluster.yml").read_text())["actors"]
+    assert set(text) <= set(settings.actors)
+    for name, options in settings.actors.items():
+        expected = {**get_service(name).actor_defaults, **(text.get(name) or {})}
+        assert {k: getattr(options, k) for k in expected} == expected, name
+
+
+def test_an_unknown_service_in_the_settings_is_named(monkeypatch):
+    monkeypatch.setenv("YIVIDEO_ACTORS__TELEPORT__NUM_GPUS", "1")
+    with pytest.raises(ValueError, match="unknown service.*teleport.*known: asr"):
+        Settings()
 
 
 def test_environment_overrides_the_file(monkeypatch):
@@ -111,5 +132,6 @@ def test_environment_overrides_the_file(monkeypatch):
     monkeypatch.setenv("YIVIDEO_WORKFLOW_TTL_S", "60")
     settings = Settings()
     assert settings.actors["asr"].num_gpus == 0.25
-    assert settings.actors["ffmpeg"].max_concurrency == 4  # the file's other values stay
+    assert settings.actors["asr"].num_cpus == 1  # the module's other values stay
+    assert settings.actors["ffmpeg"].max_concurrency == 4
     assert settings.workflow_ttl_s == 60

@@ -5,18 +5,27 @@ marked with :func:`node`. Its parameters are a pydantic model, its inputs and
 outputs are named and typed by a short data-type name (``video``, ``audio``,
 ``transcript`` ...) so the compiler can check every edge before anything runs.
 Service modules must stay light to import: heavy libraries load inside methods.
+
+Services are discovered, not listed: every module of the ``actors`` package is imported,
+and so is every module a distribution names under the ``yivideo.services`` entry-point
+group. A module registers its service with :func:`register_service`; a service's default
+actor resources live on its class (``actor_defaults``), and settings only override them.
 """
 
 from __future__ import annotations
 
 import importlib
+import pkgutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
+from importlib.metadata import entry_points
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
+from yivideo.datatypes import get_type
 from yivideo.errors import Cancelled, NodeNotFound
 from yivideo.models_catalogue import Catalogue, ModelName, model_params
 
@@ -25,11 +34,10 @@ __all__ = [
     "all_services", "get_node", "get_service", "model_params", "node", "register_service",
 ]
 
-#: Modules that hold services; importing them fills the registry.
-SERVICE_MODULES = (
-    "actors.ffmpeg", "actors.asr", "actors.diarize", "actors.ocr", "actors.subtitle",
-    "actors.diagnostics",
-)
+#: The package whose every module is a service module.
+SERVICE_PACKAGE = "actors"
+#: Entry-point group through which other distributions add service modules.
+ENTRY_POINT_GROUP = "yivideo.services"
 
 
 class Params(BaseModel):
@@ -133,6 +141,9 @@ class Service:
     name: ClassVar[str] = ""
     #: Whether the service can use a GPU (then its ``num_gpus`` setting applies).
     uses_gpu: ClassVar[bool] = False
+    #: Default Ray resources of its actor (fields of ``settings.ActorOptions``);
+    #: ``actors.<name>`` in the settings overrides them key by key.
+    actor_defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, settings: Any) -> None:
         self.settings = settings
@@ -163,13 +174,25 @@ def register_service(cls: type[Service]) -> type[Service]:
             continue
         if not meta["name"].startswith(cls.name + "."):
             raise ValueError(f"node {meta['name']} must start with '{cls.name}.'")
+        for dtype in [*meta["inputs"].values(), *meta["outputs"].values()]:
+            get_type(dtype)  # a typo in a type name fails at import, not at run time
         _REGISTRY[meta["name"]] = NodeSpec(service=cls.name, method=attr, **meta)
     return cls
 
 
+@cache
+def service_modules() -> tuple[str, ...]:
+    """Every service module: the ``actors`` package's modules, then entry points."""
+    package = importlib.import_module(SERVICE_PACKAGE)
+    found = [f"{SERVICE_PACKAGE}.{m.name}" for m in pkgutil.iter_modules(package.__path__)
+             if not m.name.startswith("_")]
+    found += [ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)]
+    return tuple(found)
+
+
 def _load() -> None:
     # importing is idempotent, so a service imported directly elsewhere is no problem
-    for module in SERVICE_MODULES:
+    for module in service_modules():
         importlib.import_module(module)
 
 
@@ -188,7 +211,11 @@ def all_nodes() -> list[NodeSpec]:
 
 def get_service(name: str) -> type[Service]:
     _load()
-    return _SERVICES[name]
+    try:
+        return _SERVICES[name]
+    except KeyError:
+        raise KeyError(f"unknown service '{name}' (known: {', '.join(sorted(_SERVICES))})"
+                       ) from None
 
 
 def all_services() -> list[type[Service]]:

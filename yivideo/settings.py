@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from yivideo.security.auth import AuthSettings
@@ -31,17 +31,6 @@ class ActorOptions(BaseModel):
     max_restarts: int = Field(3, ge=-1, description="restarts after the actor process dies")
     resources: dict[str, float] = Field(
         default_factory=dict, description="custom Ray resources, e.g. {ocr_node: 1}")
-
-
-def _default_actors() -> dict[str, ActorOptions]:
-    return {
-        "ffmpeg": ActorOptions(num_cpus=0.5, max_concurrency=4),
-        "asr": ActorOptions(num_cpus=1.0),
-        "ocr": ActorOptions(num_cpus=1.0),
-        "diarize": ActorOptions(num_cpus=1.0),
-        "subtitle": ActorOptions(num_cpus=0.25, max_concurrency=4),
-        "diagnostics": ActorOptions(num_cpus=0, max_concurrency=8, max_restarts=-1),
-    }
 
 
 class ModelSettings(BaseModel):
@@ -107,7 +96,9 @@ class Settings(BaseSettings):
     max_input_height: int | None = Field(None, gt=0, description="tallest input accepted")
     max_active_workflows: int = Field(
         0, ge=0, description="pending/running workflows per caller (0: no limit)")
-    actors: dict[str, ActorOptions] = Field(default_factory=_default_actors)
+    actors: dict[str, ActorOptions] = Field(
+        default_factory=dict,
+        description="per service, overrides of the resources its module declares")
     models: ModelSettings = Field(default_factory=ModelSettings)
 
     @classmethod
@@ -126,12 +117,32 @@ class Settings(BaseSettings):
     def _expand(cls, v: Path) -> Path:
         return v.expanduser()
 
+    @model_validator(mode="after")
+    def _resolve_actors(self) -> Settings:
+        """Every service's effective actor options: its module's defaults, then overrides."""
+        from yivideo.nodes import all_services  # the catalogue imports settings
+
+        services = {svc.name: svc for svc in all_services()}
+        unknown = sorted(set(self.actors) - set(services))
+        if unknown:
+            raise ValueError(f"actors: unknown service(s) {', '.join(unknown)} "
+                             f"(known: {', '.join(sorted(services))})")
+        self.actors = {
+            name: ActorOptions(**{**svc.actor_defaults, **_set_fields(self.actors.get(name))})
+            for name, svc in sorted(services.items())}
+        return self
+
     def for_actors(self) -> str:
         """JSON that actors rebuild these settings from, secrets included."""
         return json.dumps(self.model_dump(), default=_plain)
 
     def actor_options(self, service: str) -> ActorOptions:
-        return self.actors.get(service) or _default_actors().get(service) or ActorOptions()
+        return self.actors[service]
+
+
+def _set_fields(options: ActorOptions | None) -> dict[str, Any]:
+    """The fields a config really set (not those left at ActorOptions' own defaults)."""
+    return options.model_dump(include=options.model_fields_set) if options else {}
 
 
 def _plain(value: Any) -> Any:
@@ -151,12 +162,6 @@ class _YamlSource(PydanticBaseSettingsSource):
         data = yaml.safe_load(path.read_text()) or {}
         if not isinstance(data, dict):
             raise ValueError(f"{path}: expected a mapping of settings")
-        actors = data.get("actors")
-        if isinstance(actors, dict):  # file entries refine the defaults, not replace them
-            merged = {k: v.model_dump() for k, v in _default_actors().items()}
-            for name, opts in actors.items():
-                merged[name] = {**merged.get(name, {}), **(opts or {})}
-            data["actors"] = merged
         return data
 
 

@@ -73,8 +73,7 @@ def fail(status: int, code: str, message: str, details: list | None = None,
 
 @api.exception_handler(YiVideoError)
 async def _yivideo_error(_: Request, exc: YiVideoError) -> JSONResponse:
-    return fail(exc.http_status, exc.code, exc.message, exc.details,
-                getattr(exc, "headers", None))
+    return fail(exc.http_status, exc.code, exc.message, exc.details, exc.headers)
 
 
 @api.exception_handler(ray.exceptions.RayTaskError)

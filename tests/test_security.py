@@ -28,7 +28,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 import serve_app
-from yivideo.errors import ConfigError, MediaError, YiVideoError
+from yivideo.errors import ConfigError, MediaError, RateLimited, Unauthorized, YiVideoError
 from yivideo.security import auth, media_guard, urls, webhooks
 from yivideo.security.auth import (
     ANONYMOUS,
@@ -36,7 +36,6 @@ from yivideo.security.auth import (
     ApiKeyEntry,
     AuthSettings,
     Principal,
-    Unauthorized,
     authenticate,
     hash_api_key,
     issue_jwt,
@@ -45,7 +44,7 @@ from yivideo.security.auth import (
     verify_jwt,
 )
 from yivideo.security.paths import confine
-from yivideo.security.ratelimit import RateLimited, RateLimiter, RateLimitSettings
+from yivideo.security.ratelimit import RateLimiter, RateLimitSettings
 from yivideo.security.urls import check_public_url, fetch
 from yivideo.settings import Settings
 

@@ -3,6 +3,8 @@
     YiVideoError                  base; ``code`` is stable, ``message`` is for people
     ├── ConfigError               a workflow config is invalid (CLI exit 2, HTTP 422)
     │   └── NodeNotFound          a stage names a node that does not exist
+    ├── Unauthorized              no valid credential (HTTP 401, ``WWW-Authenticate``)
+    ├── RateLimited               too many requests (HTTP 429, ``Retry-After``)
     ├── NotFound                  an unknown workflow, artifact or file (HTTP 404)
     ├── Conflict                  not possible in the current state (HTTP 409)
     ├── MediaError                ffmpeg could not read the input (missing, not media ...)
@@ -14,7 +16,7 @@
 
 The engine tries a stage again only when its actor died or the error is ``transient``:
 anything else (a YiVideoError, a TypeError, a node returning the wrong outputs) would
-fail the same way again.
+fail the same way again. ``headers`` are HTTP response headers the error asks for.
 """
 
 from __future__ import annotations
@@ -28,10 +30,12 @@ class YiVideoError(Exception):
     #: True where trying the same call again may succeed (the engine then retries it).
     transient = False
 
-    def __init__(self, message: str, details: list[dict[str, Any]] | None = None) -> None:
+    def __init__(self, message: str, details: list[dict[str, Any]] | None = None,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.details = details or []
+        self.headers: dict[str, str] = dict(headers or {})
 
     def to_dict(self) -> dict[str, Any]:
         return {"code": self.code, "message": self.message, "details": self.details}
@@ -64,6 +68,30 @@ class NodeNotFound(ConfigError):
     def __init__(self, name: str, known: list[str]) -> None:
         msg = f"unknown node '{name}' (known: {', '.join(known)})"
         super().__init__(msg, [{"loc": "node", "msg": msg}])
+
+
+class Unauthorized(YiVideoError):
+    """No valid credential was presented; the response says which scheme to use."""
+
+    code = "unauthorized"
+    http_status = 401
+
+    def __init__(self, message: str, details: list[dict[str, Any]] | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message, details,
+                         {"WWW-Authenticate": 'Bearer realm="yivideo"', **(headers or {})})
+
+
+class RateLimited(YiVideoError):
+    """Too many requests; ``retry_after`` is in whole seconds, at least 1."""
+
+    code = "rate_limited"
+    http_status = 429
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message, [{"loc": "rate_limit", "msg": message}],
+                         {"Retry-After": str(retry_after)})
+        self.retry_after = retry_after
 
 
 class NotFound(YiVideoError):

@@ -27,7 +27,7 @@ import jwt
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from yivideo.errors import YiVideoError
+from yivideo.errors import Unauthorized
 
 __all__ = [
     "API_KEY_PREFIX",
@@ -50,15 +50,6 @@ REQUIRED_CLAIMS = ("exp", "iat", "iss", "aud", "sub")
 MAX_CREDENTIAL_CHARS = 8192
 MIN_JWT_SECRET_BYTES = 32
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
-
-
-class Unauthorized(YiVideoError):
-    """No valid credential was presented (HTTP 401)."""
-
-    code = "unauthorized"
-    http_status = 401
-    #: the header a 401 response should carry
-    headers = {"WWW-Authenticate": 'Bearer realm="yivideo"'}
 
 
 class ApiKeyEntry(BaseModel):

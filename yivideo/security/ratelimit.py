@@ -21,22 +21,10 @@ from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from yivideo.errors import YiVideoError
+from yivideo.errors import RateLimited
 from yivideo.security.auth import Principal
 
 __all__ = ["RateDecision", "RateLimitSettings", "RateLimited", "RateLimiter"]
-
-
-class RateLimited(YiVideoError):
-    """Too many requests (HTTP 429); ``retry_after`` is in whole seconds, at least 1."""
-
-    code = "rate_limited"
-    http_status = 429
-
-    def __init__(self, message: str, retry_after: int) -> None:
-        super().__init__(message, [{"loc": "rate_limit", "msg": message}])
-        self.retry_after = retry_after
-        self.headers = {"Retry-After": str(retry_after)}
 
 
 class RateLimitSettings(BaseModel):

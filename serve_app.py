@@ -22,11 +22,11 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from ray import serve
 
+from yivideo import catalogue
 from yivideo.admission import admit, uploads_dir
 from yivideo.engine import cause_of, get_controller
 from yivideo.errors import YiVideoError
-from yivideo.nodes import all_nodes, all_services
-from yivideo.recipes import RECIPES, list_capabilities
+from yivideo.nodes import all_services
 from yivideo.runtime import actor_name
 from yivideo.security.auth import ANONYMOUS, Principal, authenticate
 from yivideo.security.ratelimit import RateLimiter
@@ -154,9 +154,9 @@ class Ingress:
 
     @api.get("/v1/nodes")
     async def nodes(self, who: Caller) -> JSONResponse:
-        """Every node with its inputs, outputs and parameter schema; capabilities; recipes."""
-        return ok({"nodes": [n.describe() for n in all_nodes()],
-                   "capabilities": list_capabilities(), "recipes": RECIPES})
+        """The catalogue: services, data types, nodes (inputs, outputs, parameter schema),
+        capabilities with the types they consume and produce, named recipes."""
+        return ok(catalogue.describe())
 
     @api.post("/v1/workflows", status_code=202, openapi_extra=_WORKFLOW_BODY)
     async def submit(self, request: Request, who: Caller) -> JSONResponse:

@@ -20,6 +20,7 @@ from pydantic import Field, field_validator
 from yivideo import metrics
 from yivideo.errors import ConfigError, MediaError, ModelNotFound, ResourceUnavailable
 from yivideo.nodes import ModelName, NodeContext, Params, Service, node, register_service
+from yivideo.recipes import OUTPUT, Step, capability, recipe
 from yivideo.types import Audio, Segment, Transcript, Word
 from yivideo.whisper_models import WHISPER_MODELS, available_models, resolve_model
 
@@ -392,3 +393,9 @@ class ASRService(Service):
         transcript.language_probability = float(info.language_probability)
         transcript.segments = clean_segments(segments)
         return {"transcript": transcript}
+
+
+capability("subtitle_generation", "asr", "faster_whisper", "speech to SRT/VTT/ASS/JSON",
+           Step("asr", "asr.transcribe"), Step("subtitles", "subtitle.write", tier=OUTPUT),
+           default=True)
+recipe("subtitles", {"subtitle_generation": {"strategy": "asr", "provider": "faster_whisper"}})

@@ -16,6 +16,7 @@ from yivideo import diarization
 from yivideo.datatypes import DataType, register_type
 from yivideo.errors import ConfigError
 from yivideo.nodes import ModelName, NodeContext, Params, Service, node, register_service
+from yivideo.recipes import REFINE, Step, capability, recipe
 from yivideo.types import Audio, Transcript
 
 register_type(DataType("speaker_turns", "who spoke when: speaker turns",
@@ -140,3 +141,13 @@ class DiarizationService(Service):
         except TypeError as err:
             raise ConfigError.at("turns", f"expected speaker turns: {err}") from None
         return {"transcript": diarization.split_by_speaker(transcript, parsed)}
+
+
+capability(
+    "speaker_diarization", "pyannote", "pyannote_audio", "who spoke when; RTTM/JSON",
+    Step("diarization", "diarize.speakers"),
+    # with a transcript (ASR) as well: its segments get speakers, and so the subtitles
+    Step("speakers", "diarize.attribute", tier=REFINE, optional=True))
+recipe("subtitles-speakers", {
+    "subtitle_generation": {"strategy": "asr", "provider": "faster_whisper"},
+    "speaker_diarization": {"strategy": "pyannote", "provider": "pyannote_audio"}})

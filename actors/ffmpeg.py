@@ -9,6 +9,7 @@ from pydantic import Field
 
 from yivideo import media
 from yivideo.nodes import NodeContext, Params, Service, node, register_service
+from yivideo.recipes import Step, capability, converter, recipe
 from yivideo.types import Audio
 
 
@@ -61,6 +62,13 @@ class FFmpegService(Service):
             ctx.add_artifact("audio.wav", media.encode_wav(audio))
         return {"audio": audio}
 
+    @node("ffmpeg.decode_audio", params=ExtractAudioParams, inputs={"media": "audio_file"},
+          outputs={"audio": "audio"})
+    def decode_audio(self, ctx: NodeContext, params: ExtractAudioParams, media: str
+                     ) -> dict[str, Any]:
+        """Decode an audio file to mono float32 (16 kHz by default)."""
+        return self.extract_audio(ctx, params, media)
+
     @node("ffmpeg.extract_frames", params=FramesParams, inputs={"video": "video"},
           outputs={"frames": "frames"})
     def extract_frames(self, ctx: NodeContext, params: FramesParams, video: str
@@ -87,3 +95,22 @@ class FFmpegService(Service):
             )
         ctx.add_artifact("chunks.json", json.dumps([s.__dict__ for s in spans], indent=2))
         return {"chunks": spans}
+
+
+# A video or an audio file becomes audio wherever a stage needs audio; videos are probed.
+converter(Step("probe", "ffmpeg.probe"))
+converter(Step("audio", "ffmpeg.extract_audio"))
+converter(Step("audio", "ffmpeg.decode_audio"))
+
+capability("audio_extraction", "decode", "ffmpeg", "decode the audio track; audio.wav",
+           Step("audio", "ffmpeg.extract_audio", {"save_wav": True}))
+for _mode, _what in (("silence", "chunks cut at silences"), ("fixed", "fixed-length chunks")):
+    capability("audio_split", _mode, "ffmpeg", _what,
+               Step("chunks", "ffmpeg.split_audio", {"mode": _mode}))
+capability("keyframes", "keyframes", "ffmpeg", "decode the key frames",
+           Step("keyframes", "ffmpeg.keyframes"))
+
+recipe("audio", {"audio_extraction": {"strategy": "decode", "provider": "ffmpeg"},
+                 "audio_split": {"strategy": "silence", "provider": "ffmpeg"}})
+recipe("media", {"audio_extraction": {"strategy": "decode", "provider": "ffmpeg"},
+                 "keyframes": {"strategy": "keyframes", "provider": "ffmpeg", "width": 320}})

@@ -23,6 +23,7 @@ from yivideo.datatypes import DataType, register_type
 from yivideo.errors import ConfigError, ResourceUnavailable
 from yivideo.nodes import ModelName, NodeContext, Params, Service, node, register_service
 from yivideo.ocr_models import DEFAULT_MODEL, OCR_MODELS, resolve_ocr_models
+from yivideo.recipes import OUTPUT, Step, capability, recipe
 from yivideo.types import Segment, Transcript
 
 if TYPE_CHECKING:
@@ -265,3 +266,13 @@ class OCRService(Service):
         )
         ctx.progress(1.0, f"{len(events)} subtitles")
         return {"transcript": transcript}
+
+
+capability(
+    "subtitle_generation", "ocr", "paddleocr", "burnt-in subtitles read by OCR",
+    Step("band", "ocr.detect_band", renames={"band_samples": "samples"}),
+    Step("ocr", "ocr.extract_subtitles"),
+    # OCR events already have frame-exact timings: keep them as they are
+    Step("subtitles", "subtitle.write", {"keep_segments": True, "formats": ["srt", "json"]},
+         tier=OUTPUT))
+recipe("hardsub", {"subtitle_generation": {"strategy": "ocr", "provider": "paddleocr"}})

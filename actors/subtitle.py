@@ -11,8 +11,9 @@ from pydantic import Field
 
 from yivideo.errors import MediaError
 from yivideo.nodes import NodeContext, Params, Service, node, register_service
+from yivideo.recipes import Step, converter
 from yivideo.subtitles import SegmentationRules, render, segments_to_events
-from yivideo.subtitles.formats import transcript_json
+from yivideo.subtitles.formats import read_transcript, transcript_json
 from yivideo.subtitles.layout import fit_lines
 from yivideo.types import SubtitleEvent, Transcript
 
@@ -28,6 +29,10 @@ class WriteParams(Params):
     speaker_prefix: str | None = "[{speaker}] "
     keep_segments: bool = Field(
         False, description="one event per transcript segment, timings untouched (OCR)")
+
+
+class ReadParams(Params):
+    encoding: str = Field("utf-8", pattern=r"^[A-Za-z0-9_-]+$", description="text encoding")
 
 
 class BurnParams(Params):
@@ -75,6 +80,12 @@ class SubtitleService(Service):
             ctx.add_artifact(f"{params.name}.{fmt}", text)
         return {"events": events}
 
+    @node("subtitle.read", params=ReadParams, inputs={"subtitles": "subtitle_file"},
+          outputs={"transcript": "transcript"})
+    def read(self, ctx: NodeContext, params: ReadParams, subtitles: str) -> dict[str, Any]:
+        """Read an SRT/VTT/ASS file into a transcript, one segment per event."""
+        return {"transcript": read_transcript(subtitles, params.encoding)}
+
     @node("subtitle.burn", params=BurnParams,
           inputs={"video": "video", "events": "subtitle_events"}, outputs={"video": "video"})
     def burn(self, ctx: NodeContext, params: BurnParams, video: str,
@@ -106,3 +117,7 @@ class SubtitleService(Service):
                     "adding the subtitle track")
             ctx.add_artifact(params.name, out.read_bytes())
         return {"video": video}
+
+
+# a subtitle file given as input is a transcript to whatever needs one
+converter(Step("transcript", "subtitle.read"))

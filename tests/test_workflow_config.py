@@ -72,7 +72,8 @@ def test_explicit_errors_name_the_place(config, loc, words):
 
 
 def test_cycle_is_reported():
-    config = {"inputs": {"t": {}}, "stages": {
+    transcript = {"language": "en", "language_probability": 1.0, "duration": 1.0}
+    config = {"inputs": {"t": transcript}, "stages": {
         "a": {"node": "subtitle.mux", "inputs": {"video": "b.video", "events": "c.events"}},
         "b": {"node": "subtitle.mux", "inputs": {"video": "a.video", "events": "c.events"}},
         "c": {"node": "subtitle.write", "inputs": {"transcript": "input.t"}},
@@ -184,12 +185,12 @@ def test_diarization_joins_subtitles_in_either_order(order):
 
 
 def test_every_recipe_compiles_and_the_catalogue_is_json():
-    from yivideo.nodes import all_nodes
-    from yivideo.recipes import RECIPES, list_capabilities
+    from yivideo import catalogue
 
-    json.dumps({"nodes": [n.describe() for n in all_nodes()], "recipes": RECIPES,
-                "capabilities": list_capabilities()})
-    for name in RECIPES:
+    described = catalogue.describe()
+    json.dumps(described)
+    assert {s["name"] for s in described["services"]} >= {"asr", "ocr", "diarize", "ffmpeg"}
+    for name in described["recipes"]:
         assert compile_config(build_request(name, "/v.mp4")).stages
 
 
@@ -209,12 +210,20 @@ MODEL_PATHS = ["/tmp/uploads/0a1b/4f3e/config.yaml", "../models/evil", "~/evil",
 
 
 def one_stage(node: str, **params) -> dict:
-    """A workflow of one stage running ``node``, every input bound to the workflow input."""
+    """A workflow running ``node`` on a video, its other inputs made by converters."""
     from yivideo.nodes import get_node
+    from yivideo.recipes import CONVERTERS
 
-    inputs = {key: "input.video" for key in get_node(node).inputs}
-    return {"inputs": {"video": "/v.mp4"},
-            "stages": {"s": {"node": node, "params": params, "inputs": inputs}}}
+    spec, stages, inputs = get_node(node), {}, {}
+    for key, dtype in spec.inputs.items():
+        if dtype == "video":
+            inputs[key] = "input.video"
+        elif key not in spec.optional_inputs:
+            step = CONVERTERS[dtype][0]
+            stages[step.stage] = {"node": step.node, "inputs": {"video": "input.video"}}
+            inputs[key] = step.stage
+    stages["s"] = {"node": node, "params": params, "inputs": inputs}
+    return {"inputs": {"video": "/v.mp4"}, "stages": stages}
 
 
 def test_the_catalogue_knows_every_model_param():
@@ -271,3 +280,60 @@ def test_the_cli_exits_2_on_a_model_path_unless_the_settings_allow_it(tmp_path, 
         validate_request(json.loads(config.read_text()))  # the operator allowed it
     finally:
         get_settings.cache_clear()
+
+
+# ---------------------------------------------------------------- typed inputs and wiring
+
+
+def test_recipe_inputs_are_typed_and_capabilities_are_wired_by_type():
+    plan = compile_config({"inputs": {"audio_file": "/a.wav"}, "workflow_config": {
+        "speaker_diarization": {}, "subtitle_generation": {"beam_size": 2}}})
+    assert set(plan.stages) == {"audio", "asr", "diarization", "speakers", "subtitles"}
+    assert plan.stages["audio"].node.name == "ffmpeg.decode_audio"  # no video: no probe
+    assert plan.stages["asr"].upstream == {"audio"} == plan.stages["diarization"].upstream
+    assert plan.stages["asr"].params["beam_size"] == 2
+    assert plan.input_types == {"audio_file": "audio_file"}
+
+
+def test_a_capability_missing_its_input_type_says_what_it_needs():
+    err = error_of({"inputs": {"subtitle_file": "/s.srt"},
+                    "workflow_config": {"subtitle_generation": {}}})
+    assert err.details[0]["loc"] == "workflow_config.subtitle_generation"
+    assert "needs a 'audio'" in err.message and "have: subtitle_file" in err.message
+
+
+@pytest.mark.parametrize("request_, loc, words", [
+    ({"inputs": {"teleport": "x"}, "workflow_config": {"audio_extraction": {}}},
+     "inputs.teleport", "unknown data type"),
+    ({"inputs": {"audio": "/a.wav"}, "workflow_config": {"audio_extraction": {}}},
+     "inputs.audio", "cannot be given as a workflow input"),
+    ({"video_path": "/v.mp4", "workflow_config": {"subtitle_generation": {"bogus": 1}}},
+     "workflow_config.subtitle_generation.bogus", "unknown field"),
+])
+def test_recipe_input_and_param_errors_name_the_field(request_, loc, words):
+    err = error_of(request_)
+    assert err.details[0]["loc"] == loc and words in err.details[0]["msg"], err.details
+
+
+def test_literal_inputs_are_checked_against_their_type():
+    err = error_of({"inputs": {"video": "/v.mp4", "a": [1, 2]}, "stages": {
+        "asr": {"node": "asr.transcribe", "inputs": {"audio": "input.a"}}}})
+    assert err.details[0]["loc"] == "stages.asr.inputs.audio"
+    assert "cannot be given as a workflow input" in err.details[0]["msg"]
+    err = error_of({"inputs": {"t": {"language": "en"}}, "stages": {
+        "w": {"node": "subtitle.write", "inputs": {"transcript": "input.t"}}}})
+    assert err.details[0]["loc"] == "stages.w.inputs.transcript"
+    assert "not a valid 'transcript'" in err.details[0]["msg"]
+    transcript = {"language": "en", "language_probability": 1.0, "duration": 2.0,
+                  "segments": [{"start": 0.0, "end": 1.0, "text": "hi"}]}
+    plan = compile_config({"inputs": {"t": transcript}, "stages": {
+        "w": {"node": "subtitle.write", "inputs": {"transcript": "input.t"}}}})
+    parsed = plan.stages["w"].bindings["transcript"]
+    assert parsed.segments[0].text == "hi" and parsed.segments[0].end == 1.0
+
+
+def test_one_workflow_input_is_admitted_one_way():
+    err = error_of({"inputs": {"x": "/v.mp4"}, "stages": {
+        "probe": {"node": "ffmpeg.probe", "inputs": {"video": "input.x"}},
+        "read": {"node": "subtitle.read", "inputs": {"subtitles": "input.x"}}}})
+    assert err.details[0]["loc"] == "inputs.x" and "different kinds" in err.details[0]["msg"]

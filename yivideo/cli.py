@@ -62,12 +62,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_nodes(args: argparse.Namespace) -> int:
+    from yivideo import catalogue
     from yivideo.nodes import all_nodes
-    from yivideo.recipes import RECIPES, list_capabilities
+    from yivideo.recipes import list_capabilities, named_recipes
 
     if args.json:
-        print(json.dumps({"nodes": [n.describe() for n in all_nodes()],
-                          "capabilities": list_capabilities(), "recipes": RECIPES}, indent=2))
+        print(json.dumps(catalogue.describe(), indent=2))
         return 0
     for spec in all_nodes():
         ins = ", ".join(f"{k}: {v}" for k, v in spec.inputs.items())
@@ -76,7 +76,12 @@ def _cmd_nodes(args: argparse.Namespace) -> int:
         print(f"{spec.name:<24} ({ins}) -> ({outs})\n    {spec.description}")
         if params:
             print(f"    params: {params}")
-    print("\nrecipes: " + ", ".join(RECIPES))
+    print("\ncapabilities:")
+    for cap, options in list_capabilities().items():
+        for o in options:
+            print(f"  {cap}: {o['strategy']}/{o['provider']} "
+                  f"({', '.join(o['consumes'])}) -> ({', '.join(o['produces'])})")
+    print("\nrecipes: " + ", ".join(named_recipes()))
     return 0
 
 

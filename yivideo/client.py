@@ -20,7 +20,7 @@ import yaml
 
 from yivideo.engine import FINAL, get_controller
 from yivideo.errors import ConfigError
-from yivideo.recipes import RECIPES
+from yivideo.recipes import named_recipes
 from yivideo.runtime import connect
 from yivideo.settings import get_settings
 from yivideo.workflow import compile_config, load_config_file
@@ -48,13 +48,13 @@ def build_request(config: Config, video: str | Path | None = None,
     """
     if isinstance(config, dict):
         request = copy.deepcopy(config)
-    elif isinstance(config, str) and config in RECIPES:
-        request = {"workflow_config": copy.deepcopy(RECIPES[config])}
+    elif isinstance(config, str) and config in named_recipes():
+        request = {"workflow_config": copy.deepcopy(named_recipes()[config])}
     elif Path(config).suffix.lower() in (".json", ".yml", ".yaml") or Path(config).exists():
         request = load_config_file(config)
     else:
         raise ConfigError.at("config", f"'{config}' is neither a recipe "
-                             f"({', '.join(RECIPES)}) nor a config file")
+                             f"({', '.join(named_recipes())}) nor a config file")
     recipe_form = "workflow_config" in request
     if isinstance(overrides, list):
         pairs = {}

@@ -41,7 +41,7 @@ class DataType:
     def check_literal(self, value: Any) -> Any:
         """The literal ``value`` as this type, or ValueError saying why it is not one."""
         if self.literal is None:
-            raise ValueError(f"a '{self.name}' cannot be given as a workflow input: "
+            raise ValueError(f"type '{self.name}' cannot be given as a workflow input: "
                              "a stage must produce it")
         if self.literal in ("media", "file", "text"):
             if not isinstance(value, str) or not value.strip():

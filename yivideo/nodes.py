@@ -31,7 +31,8 @@ from yivideo.models_catalogue import Catalogue, ModelName, model_params
 
 __all__ = [
     "Catalogue", "ModelName", "NodeContext", "NodeSpec", "Params", "Service", "all_nodes",
-    "all_services", "get_node", "get_service", "model_params", "node", "register_service",
+    "all_services", "get_node", "get_service", "load_services", "model_params", "node",
+    "register_service",
 ]
 
 #: The package whose every module is a service module.
@@ -190,14 +191,15 @@ def service_modules() -> tuple[str, ...]:
     return tuple(found)
 
 
-def _load() -> None:
+def load_services() -> None:
+    """Import every service module (which registers its services, types and recipes)."""
     # importing is idempotent, so a service imported directly elsewhere is no problem
     for module in service_modules():
         importlib.import_module(module)
 
 
 def get_node(name: str) -> NodeSpec:
-    _load()
+    load_services()
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -205,12 +207,12 @@ def get_node(name: str) -> NodeSpec:
 
 
 def all_nodes() -> list[NodeSpec]:
-    _load()
+    load_services()
     return [_REGISTRY[k] for k in sorted(_REGISTRY)]
 
 
 def get_service(name: str) -> type[Service]:
-    _load()
+    load_services()
     try:
         return _SERVICES[name]
     except KeyError:
@@ -219,5 +221,5 @@ def get_service(name: str) -> type[Service]:
 
 
 def all_services() -> list[type[Service]]:
-    _load()
+    load_services()
     return [_SERVICES[k] for k in sorted(_SERVICES)]

@@ -1,152 +1,201 @@
-"""The recipe form: capabilities with a strategy and a provider expand into stages.
+"""The recipe form: capabilities, each with a strategy and a provider, wired by data type.
 
 ``{"video_path": "a.mp4", "workflow_config": {"subtitle_generation":
 {"strategy": "asr", "provider": "faster_whisper", "model": "tiny.en"}}}`` becomes the
-explicit stages probe -> audio -> asr -> subtitles. Every provider's remaining keys are
-the params of the stage it adds, validated by that node's own model.
+explicit stages probe -> audio -> asr -> subtitles.
+
+Service modules declare what they offer (:func:`capability`, :func:`converter`,
+:func:`recipe`); this module only wires. A provider is a list of :class:`Step`; each
+step's node takes typed inputs, and the expander binds every input to the latest stage
+that produced that type (a "board" of type -> output), converting when a type is missing
+(a ``video`` becomes ``audio`` through a converter step). Steps run in the order the
+capabilities were written, by tier: producers first, then refiners (speakers into a
+transcript), then outputs (subtitle files), so a capability never edits another's stages.
+The params a user writes under a capability go to every step whose node takes them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from yivideo.datatypes import get_type
 from yivideo.errors import ConfigError
+from yivideo.nodes import get_node, load_services
+from yivideo.validation import pydantic_details, raise_details
 
 Stages = dict[str, dict[str, Any]]
-#: A builder adds its stages to ``stages`` given the provider's params.
-Builder = Callable[[Stages, dict[str, Any]], None]
+
+PRODUCE, REFINE, OUTPUT = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class Step:
+    """One stage a provider adds: ``stage`` is its name in the plan."""
+
+    stage: str
+    node: str
+    params: dict[str, Any] = field(default_factory=dict)  # defaults under the user's
+    renames: dict[str, str] = field(default_factory=dict)  # user key -> node param
+    #: type -> output name, where several outputs share a type (vocals, instrumental)
+    publish: dict[str, str] = field(default_factory=dict)
+    tier: int = PRODUCE
+    #: added only when all its inputs are already there (speakers, when there is ASR)
+    optional: bool = False
+
+    def takes(self, key: str) -> str | None:
+        """The node param a user's ``key`` sets, if this step has it."""
+        name = self.renames.get(key, key)
+        return name if name in get_node(self.node).params.model_fields else None
+
+    def published(self) -> dict[str, str]:
+        """type -> output this step puts on the board."""
+        outputs = get_node(self.node).outputs
+        by_type: dict[str, list[str]] = {}
+        for out, dtype in outputs.items():
+            by_type.setdefault(dtype, []).append(out)
+        return {t: self.publish.get(t, names[0]) for t, names in by_type.items()
+                if len(names) == 1 or t in self.publish}
+
+
+@dataclass(frozen=True)
+class Provider:
+    steps: tuple[Step, ...]
+    description: str
 
 
 class RecipeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    video_path: str = Field(min_length=1)
+    video_path: str | None = Field(None, min_length=1, description="same as inputs.video")
+    inputs: dict[str, Any] = Field(
+        default_factory=dict, description="typed inputs: {video|audio_file|subtitle_file|"
+                                          "text: value}")
     workflow_config: dict[str, Any]
     options: dict[str, Any] = Field(default_factory=dict)
 
-
-@dataclass(frozen=True)
-class Provider:
-    build: Builder
-    description: str
-
-
-def _split(params: dict[str, Any], *keys: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Params named in ``keys`` and the rest."""
-    picked = {k: params[k] for k in keys if k in params}
-    return picked, {k: v for k, v in params.items() if k not in keys}
+    @model_validator(mode="after")
+    def _video_path_is_an_input(self) -> RecipeRequest:
+        if self.video_path is not None:
+            self.inputs = {"video": self.video_path, **self.inputs}
+        return self
 
 
-def _audio(stages: Stages, params: dict[str, Any] | None = None) -> str:
-    stages.setdefault("audio", {"node": "ffmpeg.extract_audio", "inputs": {"video": "input.video"}})
-    if params:
-        stages["audio"]["params"] = {**stages["audio"].get("params", {}), **params}
-    return "audio"
-
-
-def _extract_audio(stages: Stages, params: dict[str, Any]) -> None:
-    _audio(stages, {"save_wav": True, **params})
-
-
-def _split_audio(mode: str) -> Builder:
-    def build(stages: Stages, params: dict[str, Any]) -> None:
-        stages["chunks"] = {"node": "ffmpeg.split_audio", "params": {"mode": mode, **params},
-                            "inputs": {"audio": f"{_audio(stages)}.audio"}}
-    return build
-
-
-def _keyframes(stages: Stages, params: dict[str, Any]) -> None:
-    stages["keyframes"] = {"node": "ffmpeg.keyframes", "params": params,
-                           "inputs": {"video": "input.video"}}
-
-
-_WRITE_KEYS = ("formats", "rules", "name", "font", "font_size", "speaker_prefix",
-               "keep_segments")
-
-
-def _asr_subtitles(stages: Stages, params: dict[str, Any]) -> None:
-    write, asr = _split(params, *_WRITE_KEYS)
-    stages["asr"] = {"node": "asr.transcribe", "params": asr,
-                     "inputs": {"audio": f"{_audio(stages)}.audio"}}
-    stages["subtitles"] = {"node": "subtitle.write", "params": write,
-                           "inputs": {"transcript": "asr.transcript"}}
-    _attribute_speakers(stages)
-
-
-def _diarize(stages: Stages, params: dict[str, Any]) -> None:
-    stages["diarization"] = {"node": "diarize.speakers", "params": params,
-                             "inputs": {"audio": f"{_audio(stages)}.audio"}}
-    _attribute_speakers(stages)
-
-
-def _attribute_speakers(stages: Stages) -> None:
-    """With both speech recognition and diarization: speakers go into the subtitles."""
-    if "asr" in stages and "diarization" in stages and "speakers" not in stages:
-        stages["speakers"] = {"node": "diarize.attribute", "inputs": {
-            "transcript": "asr.transcript", "turns": "diarization.turns"}}
-        stages["subtitles"]["inputs"]["transcript"] = "speakers.transcript"
-
-
-def _ocr_subtitles(stages: Stages, params: dict[str, Any]) -> None:
-    write, ocr = _split(params, *_WRITE_KEYS)
-    shared = ("model", "device", "threads", "min_confidence", "similarity")
-    band = {k: ocr[k] for k in shared if k in ocr}
-    if "band" in ocr:
-        band["band"] = ocr["band"]
-    if "band_samples" in ocr:
-        band["samples"] = ocr.pop("band_samples")
-    stages["band"] = {"node": "ocr.detect_band", "params": band,
-                      "inputs": {"video": "input.video"}}
-    stages["ocr"] = {"node": "ocr.extract_subtitles", "params": ocr,
-                     "inputs": {"video": "input.video", "band": "band.band"}}
-    # OCR events already have frame-exact timings: keep them as they are
-    stages["subtitles"] = {"node": "subtitle.write",
-                           "params": {"keep_segments": True, "formats": ["srt", "json"], **write},
-                           "inputs": {"transcript": "ocr.transcript"}}
-
-
-#: capability -> (strategy, provider) -> how it expands; the first strategy is the default
-CAPABILITIES: dict[str, dict[tuple[str, str], Provider]] = {
-    "audio_extraction": {
-        ("decode", "ffmpeg"): Provider(_extract_audio, "decode the audio track; audio.wav"),
-    },
-    "audio_split": {
-        ("silence", "ffmpeg"): Provider(_split_audio("silence"), "chunks cut at silences"),
-        ("fixed", "ffmpeg"): Provider(_split_audio("fixed"), "fixed-length chunks"),
-    },
-    "speaker_diarization": {
-        ("pyannote", "pyannote_audio"): Provider(_diarize, "who spoke when; RTTM/JSON"),
-    },
-    "keyframes": {
-        ("keyframes", "ffmpeg"): Provider(_keyframes, "decode the key frames"),
-    },
-    "subtitle_generation": {
-        ("asr", "faster_whisper"): Provider(_asr_subtitles, "speech to SRT/VTT/ASS/JSON"),
-        ("ocr", "paddleocr"): Provider(_ocr_subtitles, "burnt-in subtitles read by OCR"),
-    },
-}
-
+#: capability -> (strategy, provider) -> steps; the first strategy is the default
+CAPABILITIES: dict[str, dict[tuple[str, str], Provider]] = {}
+#: type -> steps that make it from another type (first registered first)
+CONVERTERS: dict[str, list[Step]] = {}
 #: Built-in recipes a user can name instead of writing a config.
-RECIPES: dict[str, dict[str, Any]] = {
-    "subtitles": {"subtitle_generation": {"strategy": "asr", "provider": "faster_whisper"}},
-    "subtitles-speakers": {
-        "subtitle_generation": {"strategy": "asr", "provider": "faster_whisper"},
-        "speaker_diarization": {"strategy": "pyannote", "provider": "pyannote_audio"},
-    },
-    "hardsub": {"subtitle_generation": {"strategy": "ocr", "provider": "paddleocr"}},
-    "audio": {
-        "audio_extraction": {"strategy": "decode", "provider": "ffmpeg"},
-        "audio_split": {"strategy": "silence", "provider": "ffmpeg"},
-    },
-    "media": {
-        "audio_extraction": {"strategy": "decode", "provider": "ffmpeg"},
-        "keyframes": {"strategy": "keyframes", "provider": "ffmpeg", "width": 320},
-    },
-}
+RECIPES: dict[str, dict[str, Any]] = {}
+
+
+def capability(name: str, strategy: str, provider: str, description: str, *steps: Step,
+               default: bool = False) -> None:
+    """Offer ``name`` done by ``strategy``/``provider`` as ``steps``."""
+    options = CAPABILITIES.setdefault(name, {})
+    entry = Provider(tuple(steps), description)
+    if default:  # the default strategy comes first
+        CAPABILITIES[name] = {(strategy, provider): entry, **options}
+    else:
+        options[(strategy, provider)] = entry
+
+
+def converter(step: Step) -> None:
+    """``step`` (a node with one input) makes its output types from its input type."""
+    for dtype in step.published():
+        CONVERTERS.setdefault(dtype, []).append(step)
+
+
+def recipe(name: str, workflow_config: dict[str, Any]) -> None:
+    RECIPES[name] = workflow_config
+
+
+def named_recipes() -> dict[str, dict[str, Any]]:
+    load_services()
+    return RECIPES
+
+
+class _Expansion:
+    """The stages being built, the board of types, and where each stage came from."""
+
+    def __init__(self, inputs: dict[str, Any]) -> None:
+        self.stages: Stages = {}
+        self.origins: dict[str, str] = {}
+        self.board = {t: f"input.{t}" for t in inputs}
+
+    def source(self, dtype: str) -> str | None:
+        """The latest output of type ``dtype``, converting another type when needed."""
+        if dtype not in self.board:
+            for step in CONVERTERS.get(dtype, []):
+                (needs,) = get_node(step.node).inputs.values()
+                if needs in self.board:
+                    self.add(step, {}, None)
+                    break
+        return self.board.get(dtype)
+
+    def add(self, step: Step, params: dict[str, Any], origin: str | None) -> None:
+        spec = get_node(step.node)
+        inputs = {}
+        for key, dtype in spec.inputs.items():
+            ref = self.source(dtype)
+            if ref is None and step.optional:
+                return
+            if ref is None and key not in spec.optional_inputs:
+                have = ", ".join(sorted(self.board)) or "nothing"
+                raise ConfigError.at(origin or "inputs", f"needs a '{dtype}' "
+                                     f"({get_type(dtype).description}); have: {have}")
+            if ref is not None:
+                inputs[key] = ref
+        params = {**step.params, **params}
+        known = self.stages.get(step.stage)
+        if known is not None and known["node"] != step.node:
+            raise ConfigError.at(origin or "workflow_config", f"stage '{step.stage}' is "
+                                 f"already added by {self.origins.get(step.stage, 'a converter')}")
+        if known is not None:  # the same stage asked for twice: one stage, params merged
+            params = {**known.get("params", {}), **params}
+        self.stages[step.stage] = {"node": step.node, "inputs": inputs,
+                                   **({"params": params} if params else {})}
+        if origin and (params or step.stage not in self.origins):
+            self.origins[step.stage] = origin
+        self.board.update({t: f"{step.stage}.{out}" for t, out in step.published().items()})
+
+
+def _route(provider: Provider, params: dict[str, Any], loc: str) -> list[dict[str, Any]]:
+    """Each step's share of the user's params; a key no step takes is an error."""
+    shares: list[dict[str, Any]] = [{} for _ in provider.steps]
+    details = []
+    for key, value in params.items():
+        taken = [(i, name) for i, s in enumerate(provider.steps) if (name := s.takes(key))]
+        if not taken:
+            details.append({"loc": f"{loc}.{key}", "msg": "unknown field"})
+        for i, name in taken:
+            shares[i][name] = value
+    raise_details(details)
+    return shares
+
+
+def _choose(cap: str, body: Any) -> tuple[Provider, dict[str, Any]]:
+    loc = f"workflow_config.{cap}"
+    if cap not in CAPABILITIES:
+        raise ConfigError.at(loc, f"unknown capability (known: {', '.join(CAPABILITIES)})")
+    if not isinstance(body, dict):
+        raise ConfigError.at(loc, "expected a mapping with strategy and provider")
+    params = dict(body)
+    strategy, provider = params.pop("strategy", None), params.pop("provider", None)
+    options = CAPABILITIES[cap]
+    strategies = list(dict.fromkeys(s for s, _ in options))
+    strategy = strategy or strategies[0]
+    if strategy not in strategies:
+        raise ConfigError.at(f"{loc}.strategy",
+                             f"unknown strategy '{strategy}' (known: {', '.join(strategies)})")
+    providers = sorted(p for s, p in options if s == strategy)
+    provider = provider or (providers[0] if len(providers) == 1 else None)
+    if provider not in providers:
+        raise ConfigError.at(f"{loc}.provider", f"unknown provider '{provider}' for "
+                             f"strategy '{strategy}' (known: {', '.join(providers)})")
+    return options[(strategy, provider)], params
 
 
 def expand_recipe(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
@@ -155,44 +204,45 @@ def expand_recipe(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]
     Also returns, for each stage a capability added, that capability's place in the
     request, so that a bad param is reported where the user wrote it.
     """
+    load_services()
     try:
         req = RecipeRequest.model_validate(data)
     except ValidationError as e:
-        from yivideo.workflow import _pydantic_details, _raise
-
-        _raise(_pydantic_details(e, ""))
+        raise_details(pydantic_details(e, ""))
+    if not req.inputs:
+        raise ConfigError.at("video_path", "required (or typed inputs: "
+                             "{video|audio_file|subtitle_file|text: ...})")
     if not req.workflow_config:
         raise ConfigError.at("workflow_config", "name at least one capability")
-    stages: Stages = {
-        "probe": {"node": "ffmpeg.probe", "inputs": {"video": "input.video"}},
-    }
-    origins: dict[str, str] = {}
-    for cap, body in req.workflow_config.items():
-        loc = f"workflow_config.{cap}"
-        if cap not in CAPABILITIES:
-            raise ConfigError.at(loc, f"unknown capability (known: {', '.join(CAPABILITIES)})")
-        if not isinstance(body, dict):
-            raise ConfigError.at(loc, "expected a mapping with strategy and provider")
-        params = dict(body)
-        strategy, provider = params.pop("strategy", None), params.pop("provider", None)
-        options = CAPABILITIES[cap]
-        strategies = list(dict.fromkeys(s for s, _ in options))
-        strategy = strategy or strategies[0]
-        if strategy not in strategies:
-            raise ConfigError.at(f"{loc}.strategy",
-                                 f"unknown strategy '{strategy}' (known: {', '.join(strategies)})")
-        providers = sorted(p for s, p in options if s == strategy)
-        provider = provider or (providers[0] if len(providers) == 1 else None)
-        if provider not in providers:
-            raise ConfigError.at(f"{loc}.provider", f"unknown provider '{provider}' for "
-                                 f"strategy '{strategy}' (known: {', '.join(providers)})")
-        before = set(stages)
-        options[(strategy, provider)].build(stages, params)
-        origins.update({name: loc for name in set(stages) - before})
-    explicit = {"inputs": {"video": req.video_path}, "stages": stages, "options": req.options}
-    return explicit, origins
+    for name, value in req.inputs.items():
+        try:
+            get_type(name).check_literal(value)
+        except (KeyError, ValueError) as e:
+            raise ConfigError.at(f"inputs.{name}", str(e).strip('"')) from None
+    plan = _Expansion(req.inputs)
+    if "video" in req.inputs:  # media facts of every video, kept as media.json
+        plan.source("media_info")
+    steps = []
+    for order, (cap, body) in enumerate(req.workflow_config.items()):
+        provider, params = _choose(cap, body)
+        shares = _route(provider, params, f"workflow_config.{cap}")
+        steps += [(step.tier, order, step, share, f"workflow_config.{cap}")
+                  for step, share in zip(provider.steps, shares, strict=True)]
+    for _, _, step, share, origin in sorted(steps, key=lambda s: s[:2]):
+        plan.add(step, share, origin)
+    explicit = {"inputs": req.inputs, "stages": plan.stages, "options": req.options}
+    return explicit, plan.origins
 
 
-def list_capabilities() -> dict[str, list[dict[str, str]]]:
-    return {cap: [{"strategy": s, "provider": p, "description": v.description}
-                  for (s, p), v in opts.items()] for cap, opts in CAPABILITIES.items()}
+def list_capabilities() -> dict[str, list[dict[str, Any]]]:
+    """Every capability's strategies and providers, with the types they take and give."""
+    load_services()
+    out: dict[str, list[dict[str, Any]]] = {}
+    for cap, options in CAPABILITIES.items():
+        for (strategy, provider), entry in options.items():
+            made = {t for s in entry.steps for t in s.published()}
+            takes = {t for s in entry.steps for t in get_node(s.node).inputs.values()}
+            out.setdefault(cap, []).append({
+                "strategy": strategy, "provider": provider, "description": entry.description,
+                "consumes": sorted(takes - made), "produces": sorted(made)})
+    return out

@@ -23,10 +23,13 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from yivideo.datatypes import get_type
 from yivideo.errors import ConfigError, NodeNotFound
 from yivideo.models_catalogue import validation_context
 from yivideo.nodes import NodeSpec, get_node
+from yivideo.recipes import expand_recipe
 from yivideo.settings import ModelSettings
+from yivideo.validation import pydantic_details, raise_details
 
 WORKFLOW_INPUT = "input"
 _NAME = r"^[A-Za-z_][A-Za-z0-9_-]*$"
@@ -83,44 +86,13 @@ class Plan:
     inputs: dict[str, Any]
     stages: dict[str, PlannedStage]
     order: list[str]
+    #: the data type each workflow input is used as (how it is admitted over HTTP)
+    input_types: dict[str, str] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
     options: WorkflowOptions = field(default_factory=WorkflowOptions)
 
     def consumers(self, stage: str) -> list[str]:
         return [s.name for s in self.stages.values() if stage in s.upstream]
-
-
-_TYPE_WORDS = {
-    "int": "expected int", "float": "expected number", "bool": "expected bool",
-    "string": "expected string", "dict": "expected mapping", "list": "expected list",
-}
-
-
-def _pydantic_details(err: ValidationError, prefix: str) -> list[dict[str, Any]]:
-    details: list[dict[str, Any]] = []
-    for e in err.errors():
-        loc = ".".join(p for p in [prefix, *map(str, e["loc"])] if p) or "request"
-        kind = e["type"].split("_")[0]
-        if e["type"] == "extra_forbidden":
-            msg = "unknown field"
-        elif e["type"] == "missing":
-            msg = "required"
-        elif e["type"].endswith(("_type", "_parsing")) and kind in _TYPE_WORDS:
-            msg = f"{_TYPE_WORDS[kind]}, got {type(e.get('input')).__name__} {e.get('input')!r}"
-        else:
-            msg = e["msg"]
-        detail: dict[str, Any] = {"loc": loc, "msg": msg}
-        if "available" in e.get("ctx", {}):  # an unknown model name: what there is
-            detail["available"] = e["ctx"]["available"]
-        details.append(detail)
-    return details
-
-
-def _raise(details: list[dict[str, str]]) -> None:
-    if details:
-        head = "; ".join(f"{d['loc']}: {d['msg']}" for d in details[:5])
-        more = f" (+{len(details) - 5} more)" if len(details) > 5 else ""
-        raise ConfigError(head + more, details)
 
 
 def load_config_text(text: str, source: str = "config") -> dict[str, Any]:
@@ -173,11 +145,12 @@ def compile_explicit(data: dict[str, Any], *, local_paths: bool = False,
     try:
         cfg = WorkflowConfig.model_validate(data)
     except ValidationError as e:
-        _raise(_pydantic_details(e, ""))
+        raise_details(pydantic_details(e, ""))
     if not cfg.stages:
         raise ConfigError.at("stages", "at least one stage is required")
     details: list[dict[str, str]] = []
     planned: dict[str, PlannedStage] = {}
+    input_types: dict[str, dict[str, str]] = {}  # workflow input -> {binding loc: type}
     for name, st in cfg.stages.items():
         loc = f"stages.{name}"
         if name == WORKFLOW_INPUT or "." in name:
@@ -192,7 +165,7 @@ def compile_explicit(data: dict[str, Any], *, local_paths: bool = False,
             params = spec.params.model_validate(st.params, context=context).model_dump(
                 mode="json")
         except ValidationError as e:
-            details.extend(_pydantic_details(e, f"{loc}.params"))
+            details.extend(pydantic_details(e, f"{loc}.params"))
             params = {}
         bindings: dict[str, Ref | Any] = {}
         for key in st.inputs:
@@ -212,7 +185,12 @@ def compile_explicit(data: dict[str, Any], *, local_paths: bool = False,
                 details.extend(e.details)
                 continue
             if ref is None:
-                bindings[key] = cfg.inputs[st.inputs[key].partition(".")[2]]
+                source = st.inputs[key].partition(".")[2]
+                input_types.setdefault(source, {})[iloc] = dtype
+                try:
+                    bindings[key] = get_type(dtype).check_literal(cfg.inputs[source])
+                except ValueError as e:
+                    details.append({"loc": iloc, "msg": f"input.{source}: {e}"})
                 continue
             have = get_node(cfg.stages[ref.stage].node).outputs[ref.output]
             if have != dtype:
@@ -220,15 +198,29 @@ def compile_explicit(data: dict[str, Any], *, local_paths: bool = False,
                                 f"{ref.stage}.{ref.output} is '{have}'"})
             bindings[key] = ref
         planned[name] = PlannedStage(name, spec, params, bindings)
-    _raise(details)
+    details += _one_kind_per_input(input_types)
+    raise_details(details)
     graph = {n: s.upstream for n, s in planned.items()}
     try:
         order = list(TopologicalSorter(graph).static_order())
     except CycleError as e:
         cycle = " -> ".join(e.args[1])
         raise ConfigError.at("stages", f"cycle: {cycle}") from None
-    return Plan(inputs=cfg.inputs, stages=planned, order=order,
+    types = {name: next(iter(used.values())) for name, used in input_types.items()}
+    return Plan(inputs=cfg.inputs, stages=planned, order=order, input_types=types,
                 config=cfg.model_dump(mode="json"), options=cfg.options)
+
+
+def _one_kind_per_input(input_types: dict[str, dict[str, str]]) -> list[dict[str, str]]:
+    """A workflow input is admitted one way: as media, a file, text or data, never two."""
+    details = []
+    for name, used in input_types.items():
+        kinds = {get_type(t).literal for t in used.values()}
+        if len(kinds) > 1:
+            uses = ", ".join(f"{loc} ('{t}')" for loc, t in used.items())
+            details.append({"loc": f"inputs.{name}",
+                            "msg": f"used as different kinds of input: {uses}"})
+    return details
 
 
 def compile_config(data: dict[str, Any], *, local_paths: bool = False,
@@ -240,8 +232,6 @@ def compile_config(data: dict[str, Any], *, local_paths: bool = False,
     """
     if "workflow_config" not in data:
         return compile_explicit(data, local_paths=local_paths, models=models)
-    from yivideo.recipes import expand_recipe
-
     explicit, origins = expand_recipe(data)
     try:
         plan = compile_explicit(explicit, local_paths=local_paths, models=models)
@@ -251,7 +241,7 @@ def compile_config(data: dict[str, Any], *, local_paths: bool = False,
             stage, _, rest = d["loc"].removeprefix("stages.").partition(".params")
             if stage in origins and d["loc"].startswith("stages."):
                 d["loc"] = origins[stage] + rest
-        _raise(e.details)
+        raise_details(e.details)
     plan.config = data
     return plan
 

@@ -6,12 +6,14 @@ import json
 import math
 import re
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 import pysubs2
 
+from yivideo.errors import MediaError
 from yivideo.subtitles.language import join_lines
-from yivideo.types import SubtitleEvent, Transcript
+from yivideo.types import Segment, SubtitleEvent, Transcript
 
 FORMATS = ("srt", "vtt", "ass", "json", "txt")
 RenderFormat = Literal["srt", "vtt", "ass", "txt"]
@@ -166,3 +168,21 @@ def parse(
             body = body[match.end() :]
         events.append(SubtitleEvent(line.start / 1000, line.end / 1000, body.split("\n"), speaker))
     return events
+
+
+def read_transcript(path: str | Path, encoding: str = "utf-8") -> Transcript:
+    """A subtitle file (SRT, WebVTT, ASS; detected from its text) as a transcript."""
+    try:
+        text = Path(path).read_text(encoding=encoding)
+        fmt = pysubs2.formats.autodetect_format(text)
+    except (OSError, UnicodeDecodeError, LookupError, pysubs2.exceptions.Pysubs2Error) as e:
+        raise MediaError(f"{Path(path).name}: not a readable subtitle file ({e})") from None
+    fmt = {"ssa": "ass"}.get(fmt, fmt)
+    if fmt not in _SUBS_FORMATS:
+        raise MediaError(f"{Path(path).name}: subtitle format '{fmt}' is not supported "
+                         f"(use {', '.join(_SUBS_FORMATS)})")
+    events = parse(text, fmt)
+    segments = [Segment(e.start, e.end, join_lines(e.lines), speaker=e.speaker)
+                for e in events]
+    return Transcript(language="", language_probability=0.0,
+                      duration=max((e.end for e in events), default=0.0), segments=segments)

@@ -24,13 +24,14 @@ from ray import serve
 
 from yivideo import catalogue
 from yivideo.admission import admit, uploads_dir
-from yivideo.engine import cause_of, get_controller
+from yivideo.engine import get_controller
 from yivideo.errors import YiVideoError
 from yivideo.nodes import all_services
 from yivideo.runtime import actor_name
 from yivideo.security.auth import ANONYMOUS, Principal, authenticate
 from yivideo.security.ratelimit import RateLimiter
 from yivideo.settings import Settings, get_settings
+from yivideo.stage_runner import cause_of
 from yivideo.workflow import compile_config, load_config_text
 
 api = FastAPI(
@@ -165,8 +166,8 @@ class Ingress:
         config = load_config_text(body, "body")
         # 422 with the precise place before anything starts; model params are names from
         # the catalogue, never paths, whatever the settings allow the local CLI
-        compile_config(config, local_paths=False, models=self.settings.models)
-        config = await run_in_threadpool(admit, config, self.settings, who.owner)
+        plan = compile_config(config, local_paths=False, models=self.settings.models)
+        config = await run_in_threadpool(admit, config, plan, self.settings, who.owner)
         wid = await self.controller.submit.remote(config, who.owner,
                                                   self.settings.max_active_workflows)
         return ok({"id": wid, "status": "pending", "url": f"/v1/workflows/{wid}"}, 202)

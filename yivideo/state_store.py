@@ -1,0 +1,109 @@
+"""Every workflow's state in memory, saved on change, with change events and expiry.
+
+States are the records of :mod:`yivideo.state`, saved to ``<root>/<id>/state.json`` and
+recovered from there when the store is made. A caller sees only its own workflows:
+another owner's is as unknown as a missing one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+from yivideo import state as records
+from yivideo.errors import NotFound
+from yivideo.state import FINAL
+from yivideo.workflow import Plan
+
+#: The fields of a workflow in a listing.
+_LISTED = ("id", "status", "created_at", "ended_at", "duration_s")
+
+
+class StateStore:
+    """Workflow states by id; a finished one is forgotten ``ttl_s`` after it ended."""
+
+    def __init__(self, root: Path, ttl_s: float) -> None:
+        self.root, self.ttl_s = root, ttl_s
+        self.states = records.recover(root)
+        self._changed: dict[str, asyncio.Event] = {}
+
+    def add(self, wid: str, plan: Plan, owner: str) -> dict[str, Any]:
+        self.states[wid] = records.new_state(wid, plan, owner)
+        return self.states[wid]
+
+    def get(self, wid: str, owner: str | None = None) -> dict[str, Any]:
+        """The state of ``wid`` (of ``owner``'s workflows, when given), or NotFound."""
+        state = self.states.get(wid)
+        if state is None or (owner is not None and state["owner"] != owner):
+            raise NotFound(f"no workflow with id '{wid}'")
+        return state
+
+    def stage(self, wid: str, stage: str) -> dict[str, Any] | None:
+        """A stage's record, or None once its workflow is gone."""
+        return self.states.get(wid, {}).get("stages", {}).get(stage)
+
+    async def wait(self, wid: str, timeout: float, owner: str | None = None
+                   ) -> dict[str, Any]:
+        """The state after its next change (or ``timeout``); at once if final."""
+        state = self.get(wid, owner)
+        if state["status"] not in FINAL:
+            try:
+                await asyncio.wait_for(self._changed.setdefault(wid, asyncio.Event()).wait(),
+                                       timeout)
+            except TimeoutError:
+                pass
+        return self.get(wid)
+
+    def touch(self, wid: str, save: bool = False) -> None:
+        """Wake every waiter of ``wid``; save its state too with ``save``."""
+        event = self._changed.pop(wid, None)
+        if event is not None:
+            event.set()  # the next wait gets a fresh event
+        if save:
+            self.save(wid)
+
+    def save(self, wid: str) -> None:
+        if wid in self.states:
+            records.save(self.root / wid, self.states[wid])
+
+    def expire(self) -> list[str]:
+        """Forget the workflows that ended more than ``ttl_s`` ago; their ids."""
+        cutoff = time.time() - self.ttl_s
+        gone = [wid for wid, s in self.states.items()
+                if s["status"] in FINAL and s["ended_at"] and s["ended_at"] < cutoff]
+        for wid in gone:
+            self.states.pop(wid, None)
+            self._changed.pop(wid, None)
+        return gone
+
+    def page(self, offset: int, limit: int, status: str | None = None,
+             owner: str | None = None) -> dict[str, Any]:
+        """A page of workflows, newest first, with how many there are in all."""
+        items = [s for s in self.states.values()
+                 if (status is None or s["status"] == status)
+                 and (owner is None or s["owner"] == owner)]
+        items.sort(key=lambda s: s["created_at"], reverse=True)
+        page = [{k: s[k] for k in _LISTED} for s in items[offset: offset + limit]]
+        return {"items": page, "total": len(items), "offset": offset, "limit": limit}
+
+    def active(self, owner: str) -> int:
+        """How many of ``owner``'s workflows are not final yet."""
+        return sum(1 for s in self.states.values()
+                   if s["owner"] == owner and s["status"] not in FINAL)
+
+    def queued(self, owner: str | None = None) -> list[dict[str, Any]]:
+        """Stages of running workflows that wait for their actor (``owner``'s only)."""
+        return [{"workflow": wid, "stage": name, "node": st["node"],
+                 "since": st["submitted_at"]}
+                for wid, s in self.states.items() if s["status"] == "running"
+                and (owner is None or s["owner"] == owner)
+                for name, st in s["stages"].items() if st["status"] == "queued"]
+
+    def counts(self) -> dict[str, int]:
+        """Workflows by status."""
+        by_status: dict[str, int] = {}
+        for s in self.states.values():
+            by_status[s["status"]] = by_status.get(s["status"], 0) + 1
+        return by_status

@@ -44,7 +44,36 @@ def test_nodes_lists_schemas(api):
     assert nodes["ffmpeg.extract_audio"]["outputs"] == {"audio": "audio"}
     assert "sample_rate" in nodes["ffmpeg.extract_audio"]["params"]["properties"]
     assert "subtitles" in data["recipes"]
-    assert "subtitle_generation" in data["capabilities"]
+    asr = next(c for c in data["capabilities"]["subtitle_generation"] if c["strategy"] == "asr")
+    assert asr["consumes"] == ["audio"] and "transcript" in asr["produces"]
+    types = {t["name"]: t for t in data["types"]}
+    assert types["audio"]["bulky"] and types["video"]["literal"] == "media"
+    assert "asr.transcribe" in next(s for s in data["services"] if s["name"] == "asr")["nodes"]
+
+
+SRT = "1\n00:00:00,500 --> 00:00:02,000\nHello from a file\n\n"
+READ_AND_WRITE = {"read": {"node": "subtitle.read", "inputs": {"subtitles": "input.subs"}},
+                  "write": {"node": "subtitle.write", "params": {"formats": ["vtt"]},
+                            "inputs": {"transcript": "read.transcript"}}}
+
+
+def test_a_subtitle_file_input_is_admitted_as_a_file_not_as_media(api, tmp_path):
+    srt = tmp_path / "in.srt"
+    srt.write_text(SRT)
+    resp = api.post("/v1/workflows", json={"inputs": {"subs": str(srt)},
+                                           "stages": READ_AND_WRITE})
+    assert resp.status_code == 202, resp.text
+    wid = resp.json()["data"]["id"]
+    assert finished(api, wid)["status"] == "succeeded"
+    vtt = api.get(f"/v1/workflows/{wid}/artifacts/subtitles.vtt").text
+    assert "00:00:00.500 --> 00:00:02.000" in vtt and "Hello from a file" in vtt
+    big = tmp_path / "big.srt"
+    big.write_text(SRT * 60000)  # 2.5 MB, over max_text_kb
+    resp = api.post("/v1/workflows", json={"inputs": {"subs": str(big)},
+                                           "stages": READ_AND_WRITE})
+    assert resp.status_code == 422, resp.text
+    error = resp.json()["error"]
+    assert error["details"][0]["loc"] == "inputs.subs" and "max_text_kb" in error["message"]
 
 
 def test_submit_returns_at_once_then_succeeds_and_serves_artifacts(api, sample):

@@ -1,9 +1,14 @@
 """What a request from the network must pass before any stage runs.
 
-Every workflow input is either an http(s) URL, fetched under the SSRF rules and size/time
-limits into the caller's upload folder, or a local path confined to the configured input
-roots (plus the caller's uploads). Then the file is probed with ffmpeg restricted to the
-file protocol (no playlists, no concat lists) and checked against the size limits.
+The config's compiled plan knows every workflow input with the data type it feeds, and
+each is admitted the way its type says (:mod:`yivideo.datatypes`):
+
+* media (a video, an audio file): an http(s) URL is fetched under the SSRF rules and
+  size/time limits into the caller's upload folder, a local path is confined to the input
+  roots (plus the caller's uploads); then the file is probed with ffmpeg restricted to the
+  file protocol (no playlists, no concat lists) and checked against the size limits;
+* a small file (a subtitle file): fetched or confined the same way, and size-limited;
+* text: size-limited.
 """
 
 from __future__ import annotations
@@ -14,11 +19,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from yivideo.errors import MediaError
+from yivideo.datatypes import get_type
+from yivideo.errors import ConfigError, MediaError
 from yivideo.security.media_guard import safe_probe
 from yivideo.security.paths import confine
 from yivideo.security.urls import fetch
 from yivideo.settings import Settings
+from yivideo.workflow import Plan
 
 
 def uploads_dir(settings: Settings, owner: str) -> Path:
@@ -26,36 +33,56 @@ def uploads_dir(settings: Settings, owner: str) -> Path:
     return settings.storage_dir / "uploads" / hashlib.sha256(owner.encode()).hexdigest()[:16]
 
 
-def _inputs(config: dict[str, Any]) -> list[tuple[dict[str, Any], str, str]]:
-    """(container, key, loc) of every workflow input in either form."""
-    if "workflow_config" in config:
-        return [(config, "video_path", "video_path")] if "video_path" in config else []
-    inputs = config.get("inputs") or {}
-    return [(inputs, k, f"inputs.{k}") for k, v in inputs.items() if isinstance(v, str)]
+def _place(config: dict[str, Any], name: str) -> tuple[dict[str, Any], str, str]:
+    """(container, key, loc) where the workflow input ``name`` was written."""
+    if "workflow_config" in config and name == "video" and "video_path" in config:
+        return config, "video_path", "video_path"
+    return config["inputs"], name, f"inputs.{name}"
 
 
-def admit(config: dict[str, Any], settings: Settings, owner: str) -> dict[str, Any]:
-    """Fetch URL inputs, confine paths, probe every input safely; the config, rewritten.
-
-    Raises ConfigError (naming the field) or MediaError; blocking: call from a thread.
-    """
+def _local_file(value: str, loc: str, settings: Settings, owner: str) -> Path:
+    """A URL fetched into the caller's uploads, or a path confined to the input roots."""
     own = uploads_dir(settings, owner)
-    for container, key, loc in _inputs(config):
-        value = container[key]
-        if urlsplit(value).scheme.lower() in ("http", "https"):
-            name = Path(urlsplit(value).path).name or "download"
-            dest = own / uuid.uuid4().hex / name
-            dest.parent.mkdir(parents=True)
-            path = fetch(value, dest, int(settings.fetch_max_mb * 1024 * 1024),
-                         settings.fetch_timeout_s, settings.url_allowlist, loc=loc)
-        elif settings.input_roots or settings.auth.enabled:
-            path = confine(value, [*settings.input_roots, own], loc=loc)
-        else:  # single-user default: any local path, still probed safely
-            path = confine(value, ["/"], loc=loc)
-        try:
-            safe_probe(path, max_duration_s=settings.max_input_duration_s,
-                       max_width=settings.max_input_width, max_height=settings.max_input_height)
-        except MediaError as e:
-            raise MediaError(f"{loc}: {e.message}", [{"loc": loc, "msg": e.message}]) from None
-        container[key] = str(path)
+    if urlsplit(value).scheme.lower() in ("http", "https"):
+        name = Path(urlsplit(value).path).name or "download"
+        dest = own / uuid.uuid4().hex / name
+        dest.parent.mkdir(parents=True)
+        return fetch(value, dest, int(settings.fetch_max_mb * 1024 * 1024),
+                     settings.fetch_timeout_s, settings.url_allowlist, loc=loc)
+    if settings.input_roots or settings.auth.enabled:
+        return confine(value, [*settings.input_roots, own], loc=loc)
+    return confine(value, ["/"], loc=loc)  # single-user default: any local path
+
+
+def _check_size(size: int, loc: str, settings: Settings) -> None:
+    if size > settings.max_text_kb * 1024:
+        raise ConfigError.at(loc, f"{size} bytes; the limit is {settings.max_text_kb:g} KB "
+                                  "(max_text_kb)")
+
+
+def admit(config: dict[str, Any], plan: Plan, settings: Settings, owner: str
+          ) -> dict[str, Any]:
+    """Admit every input of ``config`` (compiled as ``plan``) as its type says.
+
+    Returns the config with admitted paths. Raises ConfigError (naming the field) or
+    MediaError; blocking: call from a thread.
+    """
+    for name, dtype in plan.input_types.items():
+        container, key, loc = _place(config, name)
+        value, kind = container[key], get_type(dtype).literal
+        if kind == "text":
+            _check_size(len(value.encode()), loc, settings)
+        elif kind in ("media", "file"):
+            path = _local_file(value, loc, settings, owner)
+            if kind == "file":
+                _check_size(path.stat().st_size, loc, settings)
+            else:
+                try:
+                    safe_probe(path, max_duration_s=settings.max_input_duration_s,
+                               max_width=settings.max_input_width,
+                               max_height=settings.max_input_height)
+                except MediaError as e:
+                    raise MediaError(f"{loc}: {e.message}",
+                                     [{"loc": loc, "msg": e.message}]) from None
+            container[key] = str(path)
     return config

@@ -90,6 +90,8 @@ class Settings(BaseSettings):
     url_allowlist: list[str] = Field(
         default_factory=list, description="private hosts/CIDRs input URLs may reach")
     fetch_max_mb: float = Field(2048.0, gt=0, description="largest input fetched from a URL")
+    max_text_kb: float = Field(
+        1024.0, gt=0, description="largest text or subtitle-file input over HTTP")
     fetch_timeout_s: float = Field(600.0, gt=0, description="time limit of one URL fetch")
     max_input_duration_s: float | None = Field(None, gt=0, description="longest input accepted")
     max_input_width: int | None = Field(None, gt=0, description="widest input accepted")

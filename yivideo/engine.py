@@ -27,6 +27,7 @@ from yivideo import metrics
 from yivideo import state as records
 from yivideo.artifact_store import ArtifactStore
 from yivideo.cache import ResultCache, literal_key, stage_key
+from yivideo.datatypes import bulky_types
 from yivideo.errors import Conflict, NotFound, RateLimited
 from yivideo.nodes import get_service
 from yivideo.runtime import CONTROLLER
@@ -35,9 +36,6 @@ from yivideo.stage_runner import RETRIED, StageRunner, cause_of, end_reason, err
 from yivideo.state import FINAL
 from yivideo.state_store import StateStore
 from yivideo.workflow import Plan, Ref, compile_config
-
-#: Output types too bulky to keep once their consumers are done.
-HEAVY_TYPES = {"audio", "frames"}
 
 
 class Controller:
@@ -285,7 +283,7 @@ class Controller:
         """
         refs = self.outputs.get(wid, {})
         for name in list(refs):
-            bulky = HEAVY_TYPES & set(plan.stages[name].node.outputs.values())
+            bulky = bulky_types() & set(plan.stages[name].node.outputs.values())
             if bulky and plan.consumers(name):
                 del refs[name]
 

@@ -70,3 +70,17 @@ def test_clear_errors(tmp_path, corrupt_file, mute_video):
         media.probe(tmp_path / "empty.mp4")
     with pytest.raises(NoAudioStream, match="no audio stream"):
         media.decode_audio(mute_video.video)
+
+
+def test_resample_keeps_frequency_and_length_ratio():
+    t = np.arange(48000 * 2) / 48000
+    tone = np.sin(2 * np.pi * 440 * t).astype(np.float32)
+    out = media.resample(tone, 48000, 16000)
+    assert out.dtype == np.float32 and len(out) == len(tone) // 3
+    spectrum = np.abs(np.fft.rfft(out))
+    peak_hz = np.argmax(spectrum) * 16000 / len(out)
+    assert peak_hz == pytest.approx(440, abs=1)
+    # 48k -> 16k keeps every third sample exactly
+    np.testing.assert_allclose(out, tone[::3], atol=1e-6)
+    # a single sample cannot be interpolated: it is repeated
+    assert media.resample(np.array([0.5]), 16000, 48000).tolist() == [0.5, 0.5, 0.5]

@@ -26,7 +26,6 @@ from bench.diarize import (
 from yivideo.diarization import (
     SAMPLE_RATE,
     Turn,
-    _chunks,
     assign_speakers,
     estimate_partition,
     exact_partition,
@@ -37,6 +36,7 @@ from yivideo.diarization import (
     to_json,
     to_rttm,
 )
+from yivideo.diarization.run import _chunks
 from yivideo.errors import MediaError
 from yivideo.nodes import NodeContext
 from yivideo.subtitles import render, segments_to_events

@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
-import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import Field, field_validator
 
-from yivideo import metrics
-from yivideo.errors import ConfigError, MediaError, ModelNotFound, ResourceUnavailable
+from yivideo.errors import ConfigError, MediaError, ModelNotFound
+from yivideo.media import resample
+from yivideo.modelkit import resolve_device
 from yivideo.nodes import ModelName, NodeContext, Params, Service, node, register_service
 from yivideo.recipes import OUTPUT, Step, capability, recipe
 from yivideo.types import Audio, Segment, Transcript, Word
@@ -106,30 +105,6 @@ class TranscribeParams(Params):
         return value.strip().lower() or None
 
 
-@dataclass
-class _Loaded:
-    model: WhisperModel
-    name: str
-    load_s: float
-
-
-def resample_linear(samples: np.ndarray, src_rate: int, dst_rate: int) -> np.ndarray:
-    """Linear-interpolation resampling to float32, in blocks to bound temporary memory."""
-    n_out = int(round(len(samples) * dst_rate / src_rate))
-    if len(samples) < 2:
-        return np.resize(samples, n_out).astype(np.float32)
-    out = np.empty(n_out, dtype=np.float32)
-    step = src_rate / dst_rate
-    block = 1 << 20
-    for start in range(0, n_out, block):
-        pos = np.minimum(np.arange(start, min(start + block, n_out)) * step, len(samples) - 1)
-        idx = np.minimum(pos.astype(np.int64), len(samples) - 2)
-        frac = (pos - idx).astype(np.float32)
-        left = samples[idx]
-        out[start : start + len(pos)] = left + (samples[idx + 1] - left) * frac
-    return out
-
-
 def _samples_16k(audio: Audio) -> np.ndarray:
     # asarray does not copy float32 input, e.g. a read-only array from Ray's object store.
     samples = np.asarray(audio.samples, dtype=np.float32)
@@ -138,7 +113,7 @@ def _samples_16k(audio: Audio) -> np.ndarray:
     if audio.sample_rate <= 0:
         raise MediaError(f"invalid sample rate {audio.sample_rate}")
     if audio.sample_rate != SAMPLE_RATE:
-        samples = resample_linear(samples, audio.sample_rate, SAMPLE_RATE)
+        samples = resample(samples, audio.sample_rate, SAMPLE_RATE)
     return samples
 
 
@@ -219,17 +194,6 @@ def confidence_flags(no_speech_prob: float, avg_logprob: float) -> list[str]:
     return []
 
 
-def _device(requested: str) -> str:
-    import ctranslate2
-
-    gpus = ctranslate2.get_cuda_device_count()
-    if requested == "cuda" and gpus == 0:
-        raise ResourceUnavailable("device 'cuda' requested but no CUDA device is visible")
-    if requested == "auto":
-        return "cuda" if gpus > 0 else "cpu"
-    return requested
-
-
 @register_service
 class ASRService(Service):
     """faster-whisper models, loaded once per actor and kept."""
@@ -237,25 +201,6 @@ class ASRService(Service):
     name = "asr"
     uses_gpu = True
     actor_defaults = {"num_cpus": 1.0}
-
-    def __init__(self, settings: Any) -> None:
-        super().__init__(settings)
-        self._models: dict[tuple[str, str, str, int], _Loaded] = {}
-        self._lock = threading.Lock()
-
-    def health(self) -> dict[str, Any]:
-        models = [
-            {
-                "model": entry.name,
-                "path": path,
-                "device": device,
-                "compute_type": compute_type,
-                "cpu_threads": threads,
-                "load_s": round(entry.load_s, 3),
-            }
-            for (path, device, compute_type, threads), entry in self._models.items()
-        ]
-        return {"service": self.name, "models": models}
 
     @classmethod
     def identity(cls, settings: Any, params: dict[str, Any]) -> str:
@@ -284,34 +229,22 @@ class ASRService(Service):
     def _load(self, params: TranscribeParams) -> WhisperModel:
         models = self.settings.models
         path = resolve_model(params.model, models)
-        device = _device(params.device)
+        device = resolve_device(params.device, "ctranslate2")
         compute_type = params.compute_type
         if compute_type == "default":
             compute_type = "float16" if device == "cuda" else "int8"
-        key = (path, device, compute_type, params.cpu_threads)
-        with self._lock:  # one load even when calls arrive together
-            entry = self._models.get(key)
-            if entry is None:
-                from faster_whisper import WhisperModel
 
-                t0 = time.monotonic()
-                model = WhisperModel(
-                    path,
-                    device=device,
-                    compute_type=compute_type,
-                    cpu_threads=params.cpu_threads,
-                    download_root=str(models.cache_dir / "hub"),
-                    local_files_only=not models.allow_download,
-                )
-                entry = _Loaded(model, params.model, time.monotonic() - t0)
-                self._models[key] = entry
-                metrics.model_load_seconds().observe(
-                    entry.load_s, tags={"service": self.name, "model": params.model})
-                log.info(
-                    "loaded whisper %s (%s, %s, %s) in %.2f s",
-                    params.model, path, device, compute_type, entry.load_s,
-                )  # fmt: skip
-        return entry.model
+        def load() -> WhisperModel:
+            from faster_whisper import WhisperModel
+
+            return WhisperModel(path, device=device, compute_type=compute_type,
+                                cpu_threads=params.cpu_threads,
+                                download_root=str(models.cache_dir / "hub"),
+                                local_files_only=not models.allow_download)
+
+        return self.models.get((path, device, compute_type, params.cpu_threads), load,
+                               model=params.model, path=path, device=device,
+                               compute_type=compute_type, cpu_threads=params.cpu_threads)
 
     @node(
         "asr.transcribe",

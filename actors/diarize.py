@@ -6,15 +6,15 @@ importing this module, as the workflow compiler does, stays fast and needs neith
 
 from __future__ import annotations
 
-import threading
 import time
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, model_validator
 
 from yivideo import diarization
 from yivideo.datatypes import DataType, register_type
 from yivideo.errors import ConfigError
+from yivideo.modelkit import resolve_device
 from yivideo.nodes import ModelName, NodeContext, Params, Service, node, register_service
 from yivideo.recipes import REFINE, Step, capability, recipe
 from yivideo.types import Audio, Transcript
@@ -63,30 +63,12 @@ class DiarizationService(Service):
     uses_gpu = True
     actor_defaults = {"num_cpus": 1.0}
 
-    def __init__(self, settings: Any) -> None:
-        super().__init__(settings)
-        self._pipelines: dict[tuple[str | None, str], tuple[diarization.DiarizationPipeline,
-                                                            float]] = {}
-        self._lock = threading.Lock()
-
-    def health(self) -> dict[str, Any]:
-        pipelines = [
-            {"pipeline": pipe.source, "device": pipe.device, "load_s": round(load_s, 3)}
-            for pipe, load_s in self._pipelines.values()
-        ]
-        return {"service": self.name, "pipelines": pipelines}
-
     def _pipeline(self, params: SpeakersParams) -> diarization.DiarizationPipeline:
-        device = diarization.resolve_device(params.device)
-        key = (params.pipeline, device)
-        with self._lock:  # one build even when calls arrive together
-            entry = self._pipelines.get(key)
-            if entry is None:
-                t0 = time.monotonic()
-                pipe = diarization.build_pipeline(params.pipeline, self.settings.models, device)
-                entry = (pipe, time.monotonic() - t0)
-                self._pipelines[key] = entry
-        return entry[0]
+        device = resolve_device(params.device, "torch")
+        return self.models.get(
+            (params.pipeline, device),
+            lambda: diarization.build_pipeline(params.pipeline, self.settings.models, device),
+            model=params.pipeline or "segmentation-3.0 + CAM++", device=device)
 
     @node(
         "diarize.speakers",

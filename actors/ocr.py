@@ -12,15 +12,13 @@ from __future__ import annotations
 import json
 import logging
 import math
-import threading
-import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, model_validator
 
 from yivideo.datatypes import DataType, register_type
-from yivideo.errors import ConfigError, ResourceUnavailable
+from yivideo.errors import ConfigError
+from yivideo.modelkit import resolve_device
 from yivideo.nodes import ModelName, NodeContext, Params, Service, node, register_service
 from yivideo.ocr_models import DEFAULT_MODEL, OCR_MODELS, resolve_ocr_models
 from yivideo.recipes import OUTPUT, Step, capability, recipe
@@ -88,28 +86,6 @@ class ExtractParams(_OCRParams):
     band_samples: int = Field(12, ge=2, le=500, description="frames OCR'd to find the band")
 
 
-@dataclass
-class _Loaded:
-    recognizer: PaddleRecognizer
-    model: str
-    device: str
-    load_s: float
-
-
-def _device(requested: str) -> str:
-    """PaddleOCR's device string; 'gpu' only when onnxruntime was built with CUDA."""
-    import onnxruntime as ort
-
-    cuda = "CUDAExecutionProvider" in ort.get_available_providers()
-    if requested == "gpu" and not cuda:
-        raise ResourceUnavailable(
-            "device 'gpu' requested but onnxruntime has no CUDA support (install onnxruntime-gpu)"
-        )
-    if requested == "auto":
-        return "gpu:0" if cuda else "cpu"
-    return "gpu:0" if requested == "gpu" else "cpu"
-
-
 def _band(params: BandParams, width: int, height: int) -> Band:
     from yivideo.hardsub import Band
 
@@ -128,11 +104,6 @@ class OCRService(Service):
     uses_gpu = True
     actor_defaults = {"num_cpus": 1.0}
 
-    def __init__(self, settings: Any) -> None:
-        super().__init__(settings)
-        self._engines: dict[tuple[str, str, str, int], _Loaded] = {}
-        self._lock = threading.Lock()
-
     @classmethod
     def identity(cls, settings: Any, params: dict[str, Any]) -> str:
         """The resolved det/rec model folders of the requested model set."""
@@ -140,19 +111,10 @@ class OCRService(Service):
         return f"{models.det.path}|{models.rec.path}"
 
     def health(self) -> dict[str, Any]:
-        models = [
-            {
-                "model": entry.model,
-                "det": str(key[0]),
-                "rec": str(key[1]),
-                "device": entry.device,
-                "threads": key[3],
-                "load_s": round(entry.load_s, 3),
-                "calls": entry.recognizer.calls,
-            }
-            for key, entry in self._engines.items()
-        ]
-        return {"service": self.name, "models": models}
+        health = super().health()
+        for facts, engine in zip(health["models"], self.models.loaded(), strict=True):
+            facts["calls"] = engine.calls
+        return health
 
     def recognizer(self, params: _OCRParams) -> PaddleRecognizer:
         """The PaddleOCR engine for these params, loaded on first use and kept.
@@ -162,24 +124,21 @@ class OCRService(Service):
         ``model``).
         """
         models = resolve_ocr_models(params.model, self.settings.models)
-        device = _device(params.device)
+        device = "gpu:0" if resolve_device(params.device, "onnxruntime") == "cuda" else "cpu"
         # As many threads as Ray reserved for the actor: more only fight the video decoder
         # and other actors for the same cores (on 2 cores, 1 thread reads twice as fast).
         reserved = self.settings.actor_options(self.name).num_cpus
         threads = params.threads or max(1, math.ceil(reserved))
-        key = (str(models.det.path), str(models.rec.path), device, threads)
-        with self._lock:  # one load even when calls arrive together
-            entry = self._engines.get(key)
-            if entry is None:
-                from yivideo.hardsub import PaddleRecognizer
 
-                t0 = time.monotonic()
-                rec = PaddleRecognizer(models, device=device, threads=threads)
-                entry = _Loaded(rec, params.model, device, time.monotonic() - t0)
-                self._engines[key] = entry
-                log.info("loaded OCR %s (%s) on %s in %.2f s",
-                         params.model, models.det.engine, device, entry.load_s)  # fmt: skip
-        return entry.recognizer
+        def load() -> PaddleRecognizer:
+            from yivideo.hardsub import PaddleRecognizer
+
+            return PaddleRecognizer(models, device=device, threads=threads)
+
+        return self.models.get(
+            (str(models.det.path), str(models.rec.path), device, threads), load,
+            model=params.model, det=str(models.det.path), rec=str(models.rec.path),
+            device=device, threads=threads)
 
     def _detect(self, ctx: NodeContext, params: _OCRParams, video: str, samples: int,
                 band: BandParams | None, share: float) -> Band | None:  # fmt: skip

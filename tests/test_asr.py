@@ -23,9 +23,9 @@ from actors.asr import (
     clean_segments,
     collapse_loops,
     confidence_flags,
-    resample_linear,
 )
 from yivideo.errors import ModelNotFound
+from yivideo.media import resample
 from yivideo.nodes import NodeContext
 from yivideo.settings import ModelSettings, Settings
 from yivideo.types import Audio, Segment, Transcript, Word
@@ -181,7 +181,7 @@ def test_model_loads_once(service: ASRService, speech: Speech, transcribed) -> N
 
 def test_read_only_resampled_audio(service: ASRService, speech: Speech) -> None:
     # Ray hands arrays over read-only; a 24 kHz input is resampled to 16 kHz.
-    samples = resample_linear(speech.audio.samples, SR, 24000)
+    samples = resample(speech.audio.samples, SR, 24000)
     samples.flags.writeable = False
     out = service.transcribe(NodeContext(), TranscribeParams(), Audio(samples, 24000))
     assert _wer(speech.text, out["transcript"]) <= 0.15
@@ -254,16 +254,6 @@ def test_confidence_flags() -> None:
     assert confidence_flags(0.9, -0.8) == ["low_confidence"]
     assert confidence_flags(0.9, -0.2) == []  # confident text over a noisy start
     assert confidence_flags(0.1, -0.8) == []
-
-
-def test_resample_linear() -> None:
-    t = np.arange(48000) / 48000
-    x = np.sin(2 * np.pi * 440 * t).astype(np.float32)
-    y = resample_linear(x, 48000, SR)
-    assert y.dtype == np.float32 and len(y) == SR
-    expected = np.sin(2 * np.pi * 440 * np.arange(SR) / SR)
-    assert np.max(np.abs(y - expected)) < 0.01
-    assert len(resample_linear(np.ones(1, np.float32), 8000, SR)) == 2
 
 
 def test_resolve_model_dirs(tmp_path: Path) -> None:

@@ -152,9 +152,9 @@ def test_two_speakers(service, two):
     assert len(doc["turns"]) == len(turns) and doc["duration"] == pytest.approx(two.duration, 1e-3)
     # The pipeline is built once and kept.
     health = service.health()
-    assert len(health["pipelines"]) == 1 and health["pipelines"][0]["device"] == "cpu"
+    assert len(health["models"]) == 1 and health["models"][0]["device"] == "cpu"
     _diarize(service, two.samples[: SAMPLE_RATE * 5])
-    assert len(service.health()["pipelines"]) == 1
+    assert len(service.health()["models"]) == 1
 
 
 @needs_models
@@ -293,7 +293,7 @@ def test_pipeline_override_errors(tmp_path):
     with pytest.raises(ModelNotFound):
         service.speakers(NodeContext(), SpeakersParams(pipeline="mine", device="cpu"),
                          Audio(np.zeros(SAMPLE_RATE, np.float32), SAMPLE_RATE))  # fmt: skip
-    assert service.health()["pipelines"] == []
+    assert service.health()["models"] == []
 
 
 # --------------------------------------------------------------------------- no models

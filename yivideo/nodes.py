@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict
 
 from yivideo.datatypes import get_type
 from yivideo.errors import Cancelled, NodeNotFound
+from yivideo.modelkit import ModelCache
 from yivideo.models_catalogue import Catalogue, ModelName, model_params
 
 __all__ = [
@@ -148,10 +149,11 @@ class Service:
 
     def __init__(self, settings: Any) -> None:
         self.settings = settings
+        self.models = ModelCache(self.name)  # every model it loads, each loaded once
 
     def health(self) -> dict[str, Any]:
-        """Liveness and what the service holds (loaded models ...)."""
-        return {"service": self.name}
+        """Liveness and what the service holds (loaded models and their load times)."""
+        return {"service": self.name, "models": self.models.health()}
 
     @classmethod
     def identity(cls, settings: Any, params: dict[str, Any]) -> str:

@@ -28,6 +28,7 @@ from typing import Any
 import yaml
 
 from yivideo.errors import ModelNotFound
+from yivideo.modelkit import find_in_dirs, model_at_path, models_in_dirs
 from yivideo.models_catalogue import Catalogue, looks_like_path
 from yivideo.settings import ModelSettings
 
@@ -222,14 +223,7 @@ def prepare_ppocr_v6_small(cache_dir: Path) -> Path:
 
 def available_ocr_models(models: ModelSettings) -> dict[str, str]:
     """Model sets usable offline: name -> where it comes from. ``model_dirs`` win."""
-    found: dict[str, str] = {}
-    for root in models.model_dirs:
-        root = Path(root).expanduser()
-        if not root.is_dir():
-            continue
-        for child in sorted(root.iterdir()):
-            if _read_set(child) is not None:
-                found.setdefault(child.name, str(child))
+    found = models_in_dirs(models, _read_set)
     if _rapidocr_models() is not None:
         found.setdefault(DEFAULT_MODEL, "package rapidocr")
     return found
@@ -248,11 +242,12 @@ def _not_found(name: str, models: ModelSettings, reason: str) -> ModelNotFound:
 def resolve_ocr_models(name_or_path: str, models: ModelSettings) -> OCRModelSet:
     """The model set for ``name_or_path``; :class:`ModelNotFound` lists what is available."""
     if looks_like_path(name_or_path):
-        return _local_path(name_or_path, models)
-    for root in models.model_dirs:
-        found = _read_set(Path(root).expanduser() / name_or_path)
-        if found is not None:
-            return found
+        return model_at_path(name_or_path, models, _read_set,
+                             lambda name, why: _not_found(name, models, why),
+                             "holds no text detection + recognition pair")
+    found = find_in_dirs([name_or_path], models, _read_set)
+    if found is not None:
+        return found
     if name_or_path == DEFAULT_MODEL:
         if _rapidocr_models() is None:
             raise _not_found(name_or_path, models, "needs the package: pip install rapidocr")
@@ -261,20 +256,6 @@ def resolve_ocr_models(name_or_path: str, models: ModelSettings) -> OCRModelSet:
             raise _not_found(name_or_path, models, "could not be prepared")
         return OCRModelSet(DEFAULT_MODEL, found.det, found.rec)
     raise _not_found(name_or_path, models, "is unknown")
-
-
-def _local_path(path_text: str, models: ModelSettings) -> OCRModelSet:
-    """A model set given by path: only where the operator allows local paths."""
-    if not models.allow_local_paths:
-        raise _not_found(path_text, models, "is a path; model sets are named (a path is "
-                                            "accepted only with models.allow_local_paths)")
-    path = Path(path_text).expanduser()
-    found = _read_set(path)
-    if found is not None:
-        return found
-    if path.exists():
-        raise _not_found(path_text, models, "holds no text detection + recognition pair")
-    raise _not_found(path_text, models, "is not an existing directory")
 
 
 #: The catalogue of the ``model`` param of the ``ocr.*`` nodes.

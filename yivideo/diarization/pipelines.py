@@ -21,9 +21,9 @@ from yivideo.diarization.models import (
     _import_pyannote,
     builtin_model_paths,
     campplus_model,
-    resolve_device,
 )
 from yivideo.errors import ModelNotFound
+from yivideo.modelkit import resolve_device
 from yivideo.models_catalogue import Catalogue, looks_like_path
 from yivideo.settings import ModelSettings
 
@@ -48,7 +48,7 @@ def build_pipeline(
     from pyannote.audio import Model, Pipeline
     from pyannote.audio.pipelines import SpeakerDiarization
 
-    dev = resolve_device(device)
+    dev = resolve_device(device, "torch")
     if source is None:
         seg_path, emb_path = builtin_model_paths(models)
         _check_weights_only(seg_path)

@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from yivideo.nodes import get_service
+from yivideo.workflow import Plan, Ref
+
 _digests: dict[tuple[str, int, int], str] = {}
 
 
@@ -41,6 +44,23 @@ def stage_key(node: str, params: dict[str, Any], identity: str, inputs: dict[str
               ) -> str:
     blob = json.dumps([node, params, identity, inputs], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def plan_keys(plan: Plan, settings: Any) -> dict[str, str]:
+    """The key of each stage that can be keyed: its upstream stages can, its model is known."""
+    keys: dict[str, str] = {}
+    for name in plan.order:
+        st = plan.stages[name]
+        if any(isinstance(b, Ref) and b.stage not in keys for b in st.bindings.values()):
+            continue  # an upstream stage cannot be keyed, so neither can this one
+        try:
+            identity = get_service(st.node.service).identity(settings, st.params)
+            inputs = {k: f"{keys[b.stage]}.{b.output}" if isinstance(b, Ref)
+                      else literal_key(b) for k, b in st.bindings.items()}
+        except Exception:
+            continue  # an unknown model, an unreadable file: the stage reports it
+        keys[name] = stage_key(st.node.name, st.params, identity, inputs)
+    return keys
 
 
 @dataclass

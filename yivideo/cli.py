@@ -1,4 +1,4 @@
-"""``yivideo`` command line: run a workflow, serve the HTTP API, list nodes.
+"""``yivideo`` command line: run a workflow, serve the HTTP API, list nodes, stop actors.
 
 Exit codes: 0 success, 1 the workflow failed or was cancelled, 2 bad config or usage.
 """
@@ -97,6 +97,17 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_stop(args: argparse.Namespace) -> int:
+    import yivideo
+    from yivideo.runtime import stop_actors
+    from yivideo.settings import get_settings
+
+    yivideo.connect(args.address)
+    stopped = stop_actors(get_settings(), args.service or None)
+    print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="yivideo", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -117,6 +128,13 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.set_defaults(func=_cmd_serve)
+    stop = sub.add_parser("stop", help="stop the named actors; the next use starts them again "
+                                       "with its settings (running workflows are lost)")
+    stop.add_argument("--address", help="Ray cluster address")
+    stop.add_argument("--service", action="append", default=[], metavar="NAME",
+                      help="only this service's actor (repeatable; default: every service "
+                           "actor and the controller)")
+    stop.set_defaults(func=_cmd_stop)
     return p
 
 

@@ -112,10 +112,16 @@ def validate_request(request: dict[str, Any]) -> None:
 
 
 def submit(request: dict[str, Any], owner: str = "") -> str:
-    """Start a workflow; returns its id at once."""
+    """Start a workflow; returns its id at once.
+
+    The running controller must have been started with these settings (SettingsMismatch
+    otherwise); the per-caller limit is this front door's own.
+    """
     validate_request(request)  # fail here, in the caller, with the precise error
     connect()
-    return ray.get(get_controller().submit.remote(request, owner))
+    settings = get_settings()
+    controller = get_controller(settings)
+    return ray.get(controller.submit.remote(request, owner, settings.max_active_workflows))
 
 
 def get(workflow_id: str) -> dict[str, Any]:

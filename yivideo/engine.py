@@ -26,16 +26,15 @@ import ray
 from yivideo import metrics
 from yivideo import state as records
 from yivideo.artifact_store import ArtifactStore
-from yivideo.cache import ResultCache, literal_key, stage_key
+from yivideo.cache import ResultCache, plan_keys
 from yivideo.datatypes import bulky_types
 from yivideo.errors import Conflict, NotFound, RateLimited
-from yivideo.nodes import get_service
-from yivideo.runtime import CONTROLLER
+from yivideo.runtime import CONTROLLER, controller_settings_json, controller_view, verify
 from yivideo.settings import Settings, get_settings
 from yivideo.stage_runner import RETRIED, StageRunner, cause_of, end_reason, error_dict
 from yivideo.state import FINAL
 from yivideo.state_store import StateStore
-from yivideo.workflow import Plan, Ref, compile_config
+from yivideo.workflow import Plan, compile_config
 
 
 class Controller:
@@ -163,6 +162,10 @@ class Controller:
     def ping(self) -> str:
         return "ok"
 
+    def settings_view(self) -> dict[str, Any]:
+        """The settings this controller was built from that a caller's must match."""
+        return controller_view(self.settings)
+
     # ---- running a plan ---------------------------------------------------------
     def _compile(self, config: dict[str, Any]) -> Plan:
         # raises ConfigError before anything runs; front doors from the network have
@@ -185,7 +188,7 @@ class Controller:
         self.store.touch(wid, save=True)
         stages: dict[str, asyncio.Task] = {}
         try:
-            keys = self._cache_keys(plan) if plan.options.cache else {}
+            keys = plan_keys(plan, self.settings) if plan.options.cache else {}
             for name in plan.order:  # topological: upstream tasks exist before downstream
                 stages[name] = asyncio.get_running_loop().create_task(
                     self._stage(wid, plan, name, stages, keys.get(name), name in reuse))
@@ -253,21 +256,6 @@ class Controller:
         metrics.stage_seconds().observe(info["duration_s"], tags={"node": st.node.name,
                                                                   "status": "succeeded"})
 
-    def _cache_keys(self, plan: Plan) -> dict[str, str]:
-        keys: dict[str, str] = {}
-        for name in plan.order:
-            st = plan.stages[name]
-            if any(isinstance(b, Ref) and b.stage not in keys for b in st.bindings.values()):
-                continue  # an upstream stage cannot be keyed, so neither can this one
-            try:
-                identity = get_service(st.node.service).identity(self.settings, st.params)
-                inputs = {k: f"{keys[b.stage]}.{b.output}" if isinstance(b, Ref)
-                          else literal_key(b) for k, b in st.bindings.items()}
-            except Exception:
-                continue  # an unknown model, an unreadable file: the stage reports it
-            keys[name] = stage_key(st.node.name, st.params, identity, inputs)
-        return keys
-
     async def _callback(self, wid: str, plan: Plan) -> None:
         from yivideo.callbacks import deliver
 
@@ -295,14 +283,25 @@ class Controller:
 
 
 def get_controller(settings: Settings | None = None) -> Any:
-    """The controller actor, created on first use (detached: it outlives any front door)."""
-    settings = settings or get_settings()
-    return ray.remote(Controller).options(
-        name=CONTROLLER, namespace=settings.namespace, get_if_exists=True,
-        lifetime="detached", num_cpus=0, max_concurrency=1000, max_restarts=-1,
-        # on the head node, where storage_dir (state, artifacts) lives
-        resources={"node:__internal_head__": 0.001},
-    ).remote(settings.for_actors())
+    """The controller actor, created on first use (detached: it outlives any front door).
+
+    With ``settings``, a running controller must have been built from the same
+    :func:`~yivideo.runtime.controller_view`, else SettingsMismatch. Without (reading a
+    workflow needs no settings), it is the running one, however built.
+    """
+    wanted = settings or get_settings()
+    try:
+        controller = ray.get_actor(CONTROLLER, namespace=wanted.namespace)
+    except ValueError:
+        return ray.remote(Controller).options(
+            name=CONTROLLER, namespace=wanted.namespace, get_if_exists=True,
+            lifetime="detached", num_cpus=0, max_concurrency=1000, max_restarts=-1,
+            # on the head node, where storage_dir (state, artifacts) lives
+            resources={"node:__internal_head__": 0.001},
+        ).remote(controller_settings_json(wanted))
+    if settings is not None:
+        verify(controller, "controller", controller_view(settings), "yivideo stop")
+    return controller
 
 
 __all__ = ["RETRIED", "Controller", "FINAL", "cause_of", "end_reason", "get_controller"]

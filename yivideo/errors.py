@@ -2,7 +2,8 @@
 
     YiVideoError                  base; ``code`` is stable, ``message`` is for people
     ├── ConfigError               a workflow config is invalid (CLI exit 2, HTTP 422)
-    │   └── NodeNotFound          a stage names a node that does not exist
+    │   ├── NodeNotFound          a stage names a node that does not exist
+    │   └── SettingsMismatch      a running actor was built from other settings
     ├── Unauthorized              no valid credential (HTTP 401, ``WWW-Authenticate``)
     ├── RateLimited               too many requests (HTTP 429, ``Retry-After``)
     ├── NotFound                  an unknown workflow, artifact or file (HTTP 404)
@@ -68,6 +69,12 @@ class NodeNotFound(ConfigError):
     def __init__(self, name: str, known: list[str]) -> None:
         msg = f"unknown node '{name}' (known: {', '.join(known)})"
         super().__init__(msg, [{"loc": "node", "msg": msg}])
+
+
+class SettingsMismatch(ConfigError):
+    """A running named actor was built from other settings; ``details`` name the keys."""
+
+    code = "settings_mismatch"
 
 
 class Unauthorized(YiVideoError):

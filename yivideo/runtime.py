@@ -3,10 +3,19 @@
 One generic actor class, :class:`ServiceHost`, hosts any service from ``actors/``; each
 service gets one named, detached actor with the resources its settings ask for, created
 on first use and reused by every workflow afterwards.
+
+A named actor is built once, from the settings of whoever asked first. So that settings
+mean what they say, an actor remembers the settings it was built from, and asking for a
+running one with other settings is a :class:`SettingsMismatch` naming the keys that
+differ. What must match: for a service, its actor options and ``models``; for the
+controller, everything but the front doors' own settings (:data:`FRONT_DOOR`), the
+webhook secret compared by a digest. Service actors get no secret at all.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import os
 import time
@@ -15,12 +24,23 @@ from typing import Any
 
 import ray
 
-from yivideo.errors import Cancelled, ResourceUnavailable
+from yivideo.errors import Cancelled, ResourceUnavailable, SettingsMismatch
 from yivideo.models_catalogue import validation_context
-from yivideo.nodes import NodeContext, get_node, get_service
+from yivideo.nodes import NodeContext, all_services, get_node, get_service
+from yivideo.security.auth import AuthSettings
+from yivideo.security.ratelimit import RateLimitSettings
 from yivideo.settings import Settings, get_settings
 
 CONTROLLER = "controller"
+#: Settings each front door (HTTP ingress, CLI, Python API) applies itself: front doors
+#: sharing one controller may differ in them.
+FRONT_DOOR = frozenset({
+    "auth", "rate_limit", "input_roots", "url_allowlist", "fetch_max_mb", "fetch_timeout_s",
+    "max_upload_mb", "max_input_duration_s", "max_input_width", "max_input_height",
+    "list_page_max", "max_active_workflows"})
+#: Compared by a digest, never shown.
+_SECRETS = frozenset({"webhook_secret"})
+_UNSET = object()
 
 
 def connect(address: str | None = None, settings: Settings | None = None, **init: Any) -> None:
@@ -50,9 +70,99 @@ def largest_gpu_node() -> float:
     return max((n["Resources"].get("GPU", 0.0) for n in ray.nodes() if n["Alive"]), default=0.0)
 
 
-def get_service_actor(service: str, settings: Settings | None = None) -> ray.actor.ActorHandle:
-    """The service's actor, created on first use with resources from settings."""
-    settings = settings or get_settings()
+def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested mapping as ``{"a.b.c": leaf}``."""
+    if not isinstance(value, dict):
+        return {prefix: value}
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        out.update(_flat(item, f"{prefix}.{key}" if prefix else str(key)))
+    return out
+
+
+def service_view(settings: Settings, service: str) -> dict[str, Any]:
+    """The settings a service actor must have been built from: its options and ``models``."""
+    return _flat({"actors": {service: settings.actor_options(service).model_dump(mode="json")},
+                  "models": settings.models.model_dump(mode="json")})
+
+
+def controller_view(settings: Settings) -> dict[str, Any]:
+    """The settings the controller must have been built from: all but :data:`FRONT_DOOR`."""
+    view = _flat(settings.model_dump(mode="json", exclude=set(FRONT_DOOR | _SECRETS)))
+    for key in _SECRETS:
+        secret = getattr(settings, key)
+        view[key] = None if secret is None else hashlib.sha256(
+            secret.get_secret_value().encode()).hexdigest()
+    return view
+
+
+def service_settings_json(settings: Settings) -> str:
+    """Settings for a service actor: no credentials, rate-limit store or webhook secret.
+
+    Those are sent at their empty defaults rather than left out, so that nothing in the
+    actor's environment (``YIVIDEO_*``, a config file) fills them in again.
+    """
+    return settings.model_copy(update={
+        "auth": AuthSettings(), "rate_limit": RateLimitSettings(), "webhook_secret": None,
+    }).for_actors()
+
+
+def controller_settings_json(settings: Settings) -> str:
+    """Settings for the controller: without the front doors' credentials (``auth``)."""
+    return settings.model_copy(update={
+        "auth": AuthSettings(), "rate_limit": RateLimitSettings()}).for_actors()
+
+
+def _show(key: str, view: dict[str, Any]) -> str:
+    if key not in view:
+        return "unset"
+    return "(a secret)" if key in _SECRETS else json.dumps(view[key], default=str)
+
+
+def check_settings(what: str, running: dict[str, Any], wanted: dict[str, Any],
+                   remedy: str) -> None:
+    """Raise :class:`SettingsMismatch` naming every key where the two views differ."""
+    keys = sorted(k for k in running.keys() | wanted.keys()
+                  if running.get(k, _UNSET) != wanted.get(k, _UNSET))
+    if not keys:
+        return
+    before = " and ".join(f"{k}={_show(k, running)}" for k in keys)
+    now = " and ".join(_show(k, wanted) for k in keys)
+    raise SettingsMismatch(
+        f"the running {what} was started with {before}, these settings say {now}; "
+        f"{_stop(remedy)}",
+        [{"loc": k, "msg": f"running: {_show(k, running)}, wanted: {_show(k, wanted)}"}
+         for k in keys])
+
+
+def _stop(remedy: str) -> str:
+    return (f"stop it ({remedy}) so that it starts again with these settings, or use the "
+            f"settings it runs with")
+
+
+def view_call(actor: ray.actor.ActorHandle, what: str, remedy: str) -> ray.ObjectRef:
+    """The call that fetches the settings view a running actor was built from."""
+    try:
+        return actor.settings_view.remote()
+    except AttributeError:  # built by a version without the method
+        raise SettingsMismatch(f"the running {what} was started by an older version; "
+                               f"{_stop(remedy)}") from None
+
+
+_verified: set[tuple[str, str]] = set()
+
+
+def verify(actor: ray.actor.ActorHandle, what: str, wanted: dict[str, Any], remedy: str
+           ) -> None:
+    """Check a running actor's settings against ``wanted``, once per actor and view."""
+    memo = (actor._actor_id.hex(), json.dumps(wanted, sort_keys=True, default=str))
+    if memo not in _verified:
+        check_settings(what, ray.get(view_call(actor, what, remedy)), wanted, remedy)
+        _verified.add(memo)
+
+
+def open_service_actor(service: str, settings: Settings) -> tuple[ray.actor.ActorHandle, bool]:
+    """The service's actor and whether it was running already (else it is created now)."""
     opts = settings.actor_options(service)
     if opts.num_gpus > 0:
         have = largest_gpu_node()
@@ -61,6 +171,10 @@ def get_service_actor(service: str, settings: Settings | None = None) -> ray.act
                 f"service '{service}' asks for num_gpus={opts.num_gpus} but the largest node "
                 f"has {have} GPU; set actors.{service}.num_gpus=0 to run it on the CPU"
             )
+    try:
+        return ray.get_actor(actor_name(service), namespace=settings.namespace), True
+    except ValueError:
+        pass
     host = ray.remote(concurrency_groups={"control": 2})(ServiceHost).options(
         name=actor_name(service),
         namespace=settings.namespace,
@@ -72,7 +186,39 @@ def get_service_actor(service: str, settings: Settings | None = None) -> ray.act
         max_restarts=opts.max_restarts,
         resources=opts.resources or None,
     )
-    return host.remote(service, settings.for_actors())
+    return host.remote(service, service_settings_json(settings)), False
+
+
+def get_service_actor(service: str, settings: Settings | None = None) -> ray.actor.ActorHandle:
+    """The service's actor, created on first use with resources from settings.
+
+    With ``settings``, a running actor must have been built from the same
+    :func:`service_view`, else :class:`SettingsMismatch` (an actor still waiting for its
+    resources answers once placed). Without, it is the running actor, however built.
+    """
+    wanted = settings or get_settings()
+    actor, running = open_service_actor(service, wanted)
+    if running and settings is not None:
+        verify(actor, f"service '{service}'", service_view(settings, service),
+               f"yivideo stop --service {service}")
+    return actor
+
+
+def stop_actors(settings: Settings, services: list[str] | None = None) -> list[str]:
+    """Kill the named service actors (all of them and the controller without ``services``).
+
+    They are created again, from the settings of whoever asks next. The controller's
+    running workflows are then failed (``lost``); finished ones are kept.
+    """
+    names = [actor_name(s) for s in services or [svc.name for svc in all_services()]]
+    stopped = []
+    for name in names if services else [*names, CONTROLLER]:
+        try:
+            ray.kill(ray.get_actor(name, namespace=settings.namespace), no_restart=True)
+        except ValueError:
+            continue  # not running
+        stopped.append(name)
+    return stopped
 
 
 class ServiceHost:
@@ -84,6 +230,7 @@ class ServiceHost:
 
     def __init__(self, service: str, settings_json: str) -> None:
         self.settings = Settings.model_validate_json(settings_json)
+        self.name = service
         self.service = get_service(service)(self.settings)
         self._controller: Any = None
         self._cancelled: set[tuple[str, str]] = set()
@@ -94,6 +241,11 @@ class ServiceHost:
         return {"alive": True, "pid": os.getpid(), "gpu_ids": ray.get_gpu_ids(),
                 "node_id": ray.get_runtime_context().get_node_id(),
                 "stopped": list(self._stopped), **self.service.health()}
+
+    @ray.method(concurrency_group="control")
+    def settings_view(self) -> dict[str, Any]:
+        """The settings this actor was built from that a caller's must match."""
+        return service_view(self.settings, self.name)
 
     @ray.method(concurrency_group="control")
     def cancel(self, workflow_id: str, stage: str) -> None:

@@ -17,8 +17,8 @@ from typing import Any
 import ray
 
 from yivideo import metrics
-from yivideo.errors import Cancelled, YiVideoError
-from yivideo.runtime import get_service_actor
+from yivideo.errors import Cancelled, SettingsMismatch, YiVideoError
+from yivideo.runtime import check_settings, open_service_actor, service_view, view_call
 from yivideo.settings import Settings
 from yivideo.workflow import PlannedStage, Ref
 
@@ -61,17 +61,37 @@ class StageRunner:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.actors: dict[str, Any] = {}
+        #: service -> the check that an actor running before we asked has our settings
+        self._checks: dict[str, asyncio.Future] = {}
 
-    def actor(self, service: str) -> Any:
+    async def actor(self, service: str) -> Any:
+        """The service's actor; one that was running already must match our settings."""
         if service not in self.actors:
-            self.actors[service] = get_service_actor(service, self.settings)
+            handle, running = open_service_actor(service, self.settings)
+            self.actors[service] = handle
+            if running:
+                self._checks[service] = asyncio.ensure_future(self._check(service, handle))
             fraction = self.settings.actor_options(service).num_gpus
             metrics.gpu_fraction().set(fraction, tags={"service": service})
-        return self.actors[service]
+        handle, check = self.actors[service], self._checks.get(service)
+        if check is not None:
+            try:
+                await asyncio.shield(check)  # shared by every stage of the service
+            except SettingsMismatch:
+                if self.actors.get(service) is handle:
+                    self.forget(service)  # look again next time: it may have been stopped
+                raise
+        return handle
+
+    async def _check(self, service: str, handle: Any) -> None:
+        what, remedy = f"service '{service}'", f"yivideo stop --service {service}"
+        check_settings(what, await view_call(handle, what, remedy),
+                       service_view(self.settings, service), remedy)
 
     def forget(self, service: str) -> None:
         """Drop a handle, so the next call fetches the actor anew (restarted or not)."""
         self.actors.pop(service, None)
+        self._checks.pop(service, None)
 
     async def run(self, wid: str, name: str, stage: PlannedStage, info: dict[str, Any],
                   outputs: dict[str, ray.ObjectRef], changed: Callable[[], None]
@@ -95,7 +115,7 @@ class StageRunner:
             changed()
             call = None
             try:
-                actor = self.actor(stage.node.service)
+                actor = await self.actor(stage.node.service)
                 call = actor.run.options(num_returns=2).remote(
                     stage.node.name, stage.params, bindings, wid, name, *refs)
                 meta = await call[0]

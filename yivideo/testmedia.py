@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 import pysubs2
 
+from yivideo.testmusic import Mix, mix_at
+
 __all__ = [
     "SENTENCES_EN",
     "SENTENCES_ZH",
@@ -30,6 +32,8 @@ __all__ = [
     "GroundTruth",
     "make_video",
     "make_corrupt",
+    "make_speech_music",
+    "speech_track",
     "main",
 ]
 
@@ -379,6 +383,48 @@ def make_video(
     )
     truth.to_json(out.with_name(f"{out.stem}.truth.json"))
     return truth
+
+
+def speech_track(
+    sentences: list[str] | None = None, *, rate: int = 16000, lang: str = "en",
+    voice: str | None = None, gap: float = 0.6, lead_in: float = 0.5,
+) -> tuple[np.ndarray, list[Cue]]:
+    """Sentences spoken one after another (espeak-ng) as float32 samples at ``rate``,
+    with ``lead_in`` seconds of silence before and after, and their cues."""
+    texts = list(sentences) if sentences is not None else SENTENCES_EN[:3]
+    voice = voice or _DEFAULT_VOICE[lang]
+    pieces: list[np.ndarray] = [np.zeros(int(round(lead_in * rate)), np.int16)]
+    cues: list[Cue] = []
+    cursor = len(pieces[0])
+    with tempfile.TemporaryDirectory(prefix="yivideo-testmedia-") as tmp:
+        for i, text in enumerate(texts):
+            samples, src_rate = _synthesize(text, voice, Path(tmp) / f"s{i}.wav")
+            samples = _resample(samples, src_rate, rate)
+            if i:
+                pieces.append(np.zeros(int(round(gap * rate)), np.int16))
+                cursor += len(pieces[-1])
+            cues.append(Cue(round(cursor / rate, 4), round((cursor + len(samples)) / rate, 4),
+                            text))
+            pieces.append(samples)
+            cursor += len(samples)
+    pieces.append(np.zeros(int(round(lead_in * rate)), np.int16))
+    return np.concatenate(pieces).astype(np.float32) / 32768, cues
+
+
+def make_speech_music(
+    out_dir: str | os.PathLike[str], *, music_db: float = 0.0,
+    sentences: list[str] | None = None, rate: int = 16000, seed: int = 0,
+) -> tuple[Mix, list[Cue]]:
+    """Speech over a music bed ``music_db`` dB relative to the speech (see
+    :func:`yivideo.testmusic.mix_at`): writes ``mix.wav`` and the stems ``speech.wav``
+    and ``music.wav`` (16-bit) to ``out_dir``; returns the float stems and the cues."""
+    speech, cues = speech_track(sentences, rate=rate)
+    mix = mix_at(speech, rate, music_db, seed=seed)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, samples in (("mix", mix.mixture), ("speech", mix.speech), ("music", mix.music)):
+        _write_wav(out / f"{name}.wav", np.round(np.clip(samples, -1, 1) * 32767), rate)
+    return mix, cues
 
 
 def make_corrupt(out_path: str | os.PathLike[str], *, size: int = 4096, seed: int = 0) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -86,3 +87,45 @@ def test_notebook_style_python_api(ray_cluster, sample, snippet):
     assert proc.returncode == 0, proc.stderr[-2000:]
     status, chunks = proc.stdout.split()[-2:]
     assert status == "succeeded" and int(chunks) >= 1
+
+
+def _fresh_shell_env() -> dict[str, str]:
+    """A new login's environment: no venv on PATH, no RAY_ADDRESS."""
+    return {"HOME": os.environ.get("HOME", "/root"), "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "LANG": "C.UTF-8"}
+
+
+def test_without_an_address_the_running_cluster_is_joined(ray_cluster, sample, tmp_path):
+    import yivideo
+
+    # the same settings the running actors were started with (else: a settings mismatch)
+    settings = {k: v for k, v in os.environ.items() if k.startswith("YIVIDEO_")}
+    env = {**_fresh_shell_env(), **settings, "RAY_AUTH_MODE": "disabled"}
+    proc = subprocess.run([YIVIDEO, "run", "media", "--input", sample.video,
+                           "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    wid = proc.stdout.split("workflow ", 1)[1].split(":", 1)[0]
+    assert yivideo.get(wid)["status"] == "succeeded"  # it ran on this session's cluster
+    code = "import ray, yivideo\nyivideo.connect()\nprint(ray.cluster_resources()['CPU'])\n"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, cwd=ROOT, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert float(proc.stdout.split()[-1]) == 8  # the session cluster's --num-cpus=8
+
+
+def test_the_readme_job_submit_command_runs_as_written(ray_cluster, sample, tmp_path):
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("## On a cluster: `ray job submit`", 1)[1].split("```bash\n", 1)[1]
+    block = block.split("```", 1)[0]
+    lines = block.replace("\\\n", " ").splitlines()
+    (submit,) = [line for line in lines if "ray job submit" in line]
+    demo = ROOT / "build" / "sample" / "sample.mp4"  # where `make demo` puts it
+    if not demo.exists():
+        demo.parent.mkdir(parents=True, exist_ok=True)
+        demo.write_bytes(Path(sample.video).read_bytes())
+    proc = subprocess.run(["bash", "-c", submit], capture_output=True, text=True,
+                          timeout=400, cwd=ROOT, env=_fresh_shell_env())
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "succeeded" in proc.stdout
+    assert (ROOT / "build" / "job" / "subtitles.srt").is_file()

@@ -46,14 +46,20 @@ _UNSET = object()
 def connect(address: str | None = None, settings: Settings | None = None, **init: Any) -> None:
     """Join the cluster at ``address`` (or ``RAY_ADDRESS``), else start a local one.
 
-    With no address Ray first looks for a cluster started on this machine; if there is
-    none it starts one in this process: the embedded default.
+    With no address, a cluster already started on this machine (``ray start --head``) is
+    joined as it is; only if there is none does Ray start in this process, sized for the
+    service actors: the embedded default.
     """
     if ray.is_initialized():
         return
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     settings = settings or get_settings()
     if not (address or os.environ.get("RAY_ADDRESS")):
+        try:  # resources are the running cluster's own: never pass them when joining
+            ray.init(address="auto", namespace=settings.namespace, log_to_driver=False)
+            return
+        except ConnectionError:
+            pass  # nothing runs here: start the embedded default
         init.setdefault("include_dashboard", False)
         # long-lived service actors mostly wait: give the local instance enough logical
         # CPUs for all of them, or one would wait forever for a CPU another one holds

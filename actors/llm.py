@@ -22,6 +22,7 @@ import threading
 import time
 import unicodedata
 from dataclasses import dataclass, field, replace
+from difflib import SequenceMatcher
 from typing import Any, Literal
 
 from pydantic import Field
@@ -147,7 +148,8 @@ def script_problem(answer: str, source: str, target: str) -> str | None:
         return "source_script_left"
     if foreign:
         return "wrong_script"
-    if src - allowed and not found & needed:  # the source needed translating; nothing was
+    src.discard("other")
+    if src and not src & needed and not found & needed:  # needed translating; was not
         return "wrong_script"
     return None
 
@@ -177,6 +179,30 @@ def check_answer(answer: str, source: str, neighbours: list[str], target: str,
     if len(answer) > max(40, 4 * len(source), 2 * max_cps * duration):
         return "too_long"
     return script_problem(answer, source, target)
+
+
+def rewrite_problem(answer: str, source: str) -> str | None:
+    """``"rewritten"`` when a proofread line changed more than recognition errors would.
+
+    Recognition errors are words that sound alike: in spaced scripts a replaced word must
+    still be spelled much like the old one ("red" -> "read", not "help" -> "assistance")
+    and at most one word may come or go; in CJK text at most 2 (or 30 %) characters change.
+    """
+    if {"han", "kana", "hangul"} & scripts_in(source):
+        ops = SequenceMatcher(None, source, answer, autojunk=False).get_opcodes()
+        changed = sum(max(i2 - i1, j2 - j1) for op, i1, i2, j1, j2 in ops if op != "equal")
+        return "rewritten" if changed > max(2, 0.3 * len(source)) else None
+    old = re.findall(r"\w+(?:'\w+)?", source.lower())
+    new = re.findall(r"\w+(?:'\w+)?", answer.lower())
+    for op, i1, i2, j1, j2 in SequenceMatcher(None, old, new, autojunk=False).get_opcodes():
+        if op == "equal":
+            continue
+        if abs((i2 - i1) - (j2 - j1)) > 1:
+            return "rewritten"
+        before, after = " ".join(old[i1:i2]), " ".join(new[j1:j2])
+        if before and after and SequenceMatcher(None, before, after).ratio() < 0.5:
+            return "rewritten"
+    return None
 
 
 @dataclass
@@ -281,7 +307,8 @@ class LLMService(Service):
 
     # -- one chat completion, local or hosted: (text, usage)
 
-    def _local(self, params: LLMParams) -> Any:
+    def local_model(self, params: LLMParams) -> Any:
+        """The local llama.cpp model of ``params.model``, loaded once per actor."""
         path = resolve_llm(params.model, self.settings.models)
         threads = params.threads or min(4, len(os.sched_getaffinity(0)))
 
@@ -313,7 +340,7 @@ class LLMService(Service):
                   temperature: float, usage: Usage) -> str:
         t0 = time.monotonic()
         if params.provider == "local":
-            model = self._local(params)
+            model = self.local_model(params)
             with self._local_lock:
                 out = model.create_chat_completion(messages, temperature=temperature,
                                                    max_tokens=params.max_tokens)
@@ -340,7 +367,8 @@ class LLMService(Service):
     # -- line by line
 
     def _each_line(self, ctx: NodeContext, params: LLMParams, transcript: Transcript,
-                   target: str, messages: Any, kind: str) -> tuple[Transcript, Usage]:
+                   target: str, messages: Any, kind: str,
+                   extra_check: Any = None) -> tuple[Transcript, Usage]:
         """Ask for every segment's new text; a rejected answer is asked again once without
         context, then the source is kept with the flag ``llm_<kind>_failed``."""
         usage = Usage()
@@ -361,6 +389,8 @@ class LLMService(Service):
                     got = _clean(raw)
                     problem = check_answer(got, seg.text, before + after, target,
                                            seg.end - seg.start, params.max_cps)
+                    if problem is None and extra_check is not None:
+                        problem = extra_check(got, seg.text)
                     if problem is None:
                         answer = got
                         break
@@ -412,7 +442,8 @@ class LLMService(Service):
                      ) -> list[dict[str, str]]:
             return _proofread_messages(language, line, before, after, with_context)
 
-        out, usage = self._each_line(ctx, params, transcript, language, messages, "proofread")
+        out, usage = self._each_line(ctx, params, transcript, language, messages, "proofread",
+                                     rewrite_problem)
         out.language = transcript.language
         self._report(ctx, params, usage, "proofread")
         return {"transcript": out}

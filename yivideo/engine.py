@@ -188,7 +188,9 @@ class Controller:
         self.store.touch(wid, save=True)
         stages: dict[str, asyncio.Task] = {}
         try:
-            keys = plan_keys(plan, self.settings) if plan.options.cache else {}
+            # hashing input files and resolving models is blocking work: off the event loop
+            keys = (await asyncio.to_thread(plan_keys, plan, self.settings)
+                    if plan.options.cache else {})
             for name in plan.order:  # topological: upstream tasks exist before downstream
                 stages[name] = asyncio.get_running_loop().create_task(
                     self._stage(wid, plan, name, stages, keys.get(name), name in reuse))

@@ -8,6 +8,7 @@ scopes what it sees to its own workflows. Run with ``yivideo serve`` or
 """
 
 import json
+import re
 import shutil
 import uuid
 from collections.abc import AsyncIterator
@@ -18,7 +19,13 @@ import ray
 from fastapi import Depends, FastAPI, Query, Request, Security
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import (
+    FileResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from ray import serve
 
@@ -27,6 +34,7 @@ from yivideo.admission import admit, uploads_dir
 from yivideo.engine import get_controller
 from yivideo.errors import YiVideoError
 from yivideo.nodes import all_services
+from yivideo.recipes import CAPABILITIES
 from yivideo.runtime import actor_name
 from yivideo.security.auth import ANONYMOUS, Principal, authenticate
 from yivideo.security.ratelimit import RateLimiter
@@ -50,6 +58,46 @@ _UPLOAD_BODY = {"requestBody": {"content": {
     "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
     "multipart/form-data": {"schema": {"type": "object", "properties": {
         "file": {"type": "string", "format": "binary"}}}}}}}
+
+
+#: The web page (plain files, no build step) served at ``/``.
+WEB = Path(__file__).resolve().parent / "yivideo" / "web"
+#: Content types by extension, for the page's files and for artifacts (so that a
+#: browser plays a video or loads a track instead of only downloading it).
+TYPES = {
+    ".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml",
+    ".mp4": "video/mp4", ".m4v": "video/mp4", ".mkv": "video/x-matroska",
+    ".webm": "video/webm", ".mov": "video/quicktime", ".wav": "audio/wav",
+    ".mp3": "audio/mpeg", ".m4a": "audio/mp4", ".flac": "audio/flac", ".ogg": "audio/ogg",
+    ".vtt": "text/vtt; charset=utf-8", ".srt": "application/x-subrip; charset=utf-8",
+    ".ass": "text/x-ssa; charset=utf-8", ".json": "application/json",
+    ".txt": "text/plain; charset=utf-8", ".rttm": "text/plain; charset=utf-8",
+    ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png",
+}
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+
+
+def content_type(name: str) -> str:
+    return TYPES.get(Path(name).suffix.lower(), "application/octet-stream")
+
+
+def byte_range(header: str | None, size: int) -> tuple[int, int] | None | bool:
+    """``(first, last)`` of a single ``Range: bytes=…``; None to send everything (no
+    header, or a form we do not serve, such as several ranges); False if unsatisfiable."""
+    match = _RANGE.fullmatch((header or "").strip())
+    if not match or match.groups() == ("", ""):
+        return None
+    first, last = match.groups()
+    if first == "":  # a suffix: the last N bytes
+        if int(last) == 0:
+            return False
+        return max(size - int(last), 0), size - 1
+    start = int(first)
+    end = min(int(last), size - 1) if last else size - 1
+    if start >= size or (last and int(last) < start):
+        return False
+    return start, end
 
 
 class _TooLarge(Exception):
@@ -153,6 +201,38 @@ class Ingress:
                 services[svc.name] = {"alive": False, "started": True}
         return ok({**status, "services": services})
 
+    @api.get("/", include_in_schema=False)
+    async def page(self, request: Request) -> Response:
+        """The web page; open, since it holds nothing (its API calls authenticate)."""
+        if not request.url.path.endswith("/"):  # relative asset and API URLs need it
+            return RedirectResponse(request.url.path + "/", status_code=308)
+        return FileResponse(WEB / "index.html", media_type=TYPES[".html"],
+                            headers={"Cache-Control": "no-cache"})
+
+    @api.get("/static/{name}", include_in_schema=False)
+    async def static(self, name: str) -> Response:
+        path = WEB / name
+        if name.startswith(".") or path.suffix not in TYPES or not path.is_file():
+            return fail(404, "not_found", f"no file {name}")
+        return FileResponse(path, media_type=TYPES[path.suffix],
+                            headers={"Cache-Control": "no-cache"})
+
+    @api.get("/v1/info")
+    async def info(self, who: Caller) -> JSONResponse:
+        """What a client needs before it sends anything: the upload limit, the largest
+        page of the workflow list, and which nodes each capability's providers run (so a
+        form can show their params from ``/v1/nodes``)."""
+        capabilities = {
+            cap: [{"strategy": strategy, "provider": provider,
+                   "steps": [{"node": s.node, "renames": s.renames, "params": s.params}
+                             for s in entry.steps]}
+                  for (strategy, provider), entry in options.items()]
+            for cap, options in CAPABILITIES.items()}
+        return ok({"max_upload_mb": self.settings.max_upload_mb,
+                   "list_page_max": self.settings.list_page_max,
+                   "auth_enabled": self.settings.auth.enabled,
+                   "capabilities": capabilities})
+
     @api.get("/v1/nodes")
     async def nodes(self, who: Caller) -> JSONResponse:
         """The catalogue: services, data types, nodes (inputs, outputs, parameter schema),
@@ -214,10 +294,23 @@ class Ingress:
                                  headers={"Cache-Control": "no-cache"})
 
     @api.get("/v1/workflows/{wid}/artifacts/{name}")
-    async def artifact(self, wid: str, name: str, who: Caller) -> Response:
+    async def artifact(self, wid: str, name: str, request: Request, who: Caller) -> Response:
+        """An artifact, with its content type; ``Range`` (one range) gives a 206, so a
+        browser can seek in a video."""
         data = await self.controller.artifact.remote(wid, name, who.owner)
-        return Response(data, media_type="application/octet-stream",
-                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+        size = len(data)
+        headers = {"Accept-Ranges": "bytes",
+                   "Content-Disposition": f'attachment; filename="{name}"'}
+        span = byte_range(request.headers.get("range"), size)
+        if span is False:
+            return fail(416, "range_not_satisfiable", f"{name} has {size} bytes",
+                        headers={**headers, "Content-Range": f"bytes */{size}"})
+        if span is None:
+            return Response(data, media_type=content_type(name), headers=headers)
+        first, last = span
+        headers["Content-Range"] = f"bytes {first}-{last}/{size}"
+        return Response(data[first:last + 1], status_code=206, media_type=content_type(name),
+                        headers=headers)
 
     @api.post("/v1/files", status_code=201, openapi_extra=_UPLOAD_BODY)
     async def upload(self, request: Request, who: Caller,

@@ -1,8 +1,11 @@
 """Every workflow's state in memory, saved on change, with change events and expiry.
 
 States are the records of :mod:`yivideo.state`, saved to ``<root>/<id>/state.json`` and
-recovered from there when the store is made. A caller sees only its own workflows:
-another owner's is as unknown as a missing one.
+recovered from there when the store is made. A new workflow and a final state are written
+at once; the many changes in between (a stage queued, running, its progress) are written
+together at most every ``flush_s``: a controller that dies mid-run marks its in-flight
+workflows lost on recovery anyway, so only the first and last records must never wait.
+A caller sees only its own workflows: another owner's is as unknown as a missing one.
 """
 
 from __future__ import annotations
@@ -24,10 +27,13 @@ _LISTED = ("id", "status", "created_at", "ended_at", "duration_s")
 class StateStore:
     """Workflow states by id; a finished one is forgotten ``ttl_s`` after it ended."""
 
-    def __init__(self, root: Path, ttl_s: float) -> None:
-        self.root, self.ttl_s = root, ttl_s
+    def __init__(self, root: Path, ttl_s: float, flush_s: float = 0.2) -> None:
+        self.root, self.ttl_s, self.flush_s = root, ttl_s, flush_s
         self.states = records.recover(root)
         self._changed: dict[str, asyncio.Event] = {}
+        self._on_disk: set[str] = set(self.states)
+        self._dirty: set[str] = set()
+        self._flush_later: asyncio.TimerHandle | None = None
 
     def add(self, wid: str, plan: Plan, owner: str) -> dict[str, Any]:
         self.states[wid] = records.new_state(wid, plan, owner)
@@ -65,8 +71,34 @@ class StateStore:
             self.save(wid)
 
     def save(self, wid: str) -> None:
-        if wid in self.states:
-            records.save(self.root / wid, self.states[wid])
+        """Write ``wid``'s state: at once when it is new or final, else with the next batch."""
+        state = self.states.get(wid)
+        if state is None:
+            return
+        if wid not in self._on_disk or state["status"] in FINAL:
+            self._write(wid)
+            return
+        self._dirty.add(wid)
+        if self._flush_later is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # no event loop (a plain call): write now
+                self.flush()
+                return
+            self._flush_later = loop.call_later(self.flush_s, self.flush)
+
+    def flush(self) -> None:
+        """Write every state changed since the last batch."""
+        self._flush_later = None
+        for wid in list(self._dirty):
+            if wid in self.states:
+                self._write(wid)
+        self._dirty.clear()
+
+    def _write(self, wid: str) -> None:
+        self._dirty.discard(wid)
+        records.save(self.root / wid, self.states[wid])
+        self._on_disk.add(wid)
 
     def expire(self) -> list[str]:
         """Forget the workflows that ended more than ``ttl_s`` ago; their ids."""
@@ -76,6 +108,8 @@ class StateStore:
         for wid in gone:
             self.states.pop(wid, None)
             self._changed.pop(wid, None)
+            self._on_disk.discard(wid)
+            self._dirty.discard(wid)
         return gone
 
     def page(self, offset: int, limit: int, status: str | None = None,

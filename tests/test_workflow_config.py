@@ -15,6 +15,8 @@ def explicit(**stages):
     return {"inputs": {"video": "/v.mp4"}, "stages": stages}
 
 
+LITERALS = {"video": "/v.mp4", "audio_file": "/a.wav", "subtitle_file": "/s.srt",
+            "text": "hello"}
 AUDIO = {"node": "ffmpeg.extract_audio", "inputs": {"video": "input.video"}}
 
 
@@ -190,8 +192,9 @@ def test_every_recipe_compiles_and_the_catalogue_is_json():
     described = catalogue.describe()
     json.dumps(described)
     assert {s["name"] for s in described["services"]} >= {"asr", "ocr", "diarize", "ffmpeg"}
-    for name in described["recipes"]:
-        assert compile_config(build_request(name, "/v.mp4")).stages
+    for name in described["recipes"]:  # every kind of input given: each takes what it needs
+        request = {**build_request(name), "inputs": dict(LITERALS)}
+        assert compile_config(request).stages
 
 
 # ---------------------------------------------------------------- model names, never paths
@@ -210,20 +213,21 @@ MODEL_PATHS = ["/tmp/uploads/0a1b/4f3e/config.yaml", "../models/evil", "~/evil",
 
 
 def one_stage(node: str, **params) -> dict:
-    """A workflow running ``node`` on a video, its other inputs made by converters."""
+    """A workflow running ``node``: inputs given as files, or made from them by converters."""
     from yivideo.nodes import get_node
     from yivideo.recipes import CONVERTERS
 
     spec, stages, inputs = get_node(node), {}, {}
     for key, dtype in spec.inputs.items():
-        if dtype == "video":
-            inputs[key] = "input.video"
+        if dtype in LITERALS:
+            inputs[key] = f"input.{dtype}"
         elif key not in spec.optional_inputs:
             step = CONVERTERS[dtype][0]
-            stages[step.stage] = {"node": step.node, "inputs": {"video": "input.video"}}
+            ((needs, source),) = get_node(step.node).inputs.items()
+            stages[step.stage] = {"node": step.node, "inputs": {needs: f"input.{source}"}}
             inputs[key] = step.stage
     stages["s"] = {"node": node, "params": params, "inputs": inputs}
-    return {"inputs": {"video": "/v.mp4"}, "stages": stages}
+    return {"inputs": LITERALS, "stages": stages}
 
 
 def test_the_catalogue_knows_every_model_param():

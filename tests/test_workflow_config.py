@@ -341,3 +341,9 @@ def test_one_workflow_input_is_admitted_one_way():
         "probe": {"node": "ffmpeg.probe", "inputs": {"video": "input.x"}},
         "read": {"node": "subtitle.read", "inputs": {"subtitles": "input.x"}}}})
     assert err.details[0]["loc"] == "inputs.x" and "different kinds" in err.details[0]["msg"]
+
+
+def test_the_first_provider_offered_is_the_default():
+    plan = compile_config({"inputs": {"subtitle_file": "/s.srt"},
+                           "workflow_config": {"subtitle_translation": {"strategy": "llm"}}})
+    assert plan.stages["translate"].params["provider"] == "local"

@@ -83,7 +83,8 @@ class RecipeRequest(BaseModel):
         return self
 
 
-#: capability -> (strategy, provider) -> steps; the first strategy is the default
+#: capability -> (strategy, provider) -> steps; the first strategy, and its first
+#: provider, are the defaults
 CAPABILITIES: dict[str, dict[tuple[str, str], Provider]] = {}
 #: type -> steps that make it from another type (first registered first)
 CONVERTERS: dict[str, list[Step]] = {}
@@ -190,11 +191,11 @@ def _choose(cap: str, body: Any) -> tuple[Provider, dict[str, Any]]:
     if strategy not in strategies:
         raise ConfigError.at(f"{loc}.strategy",
                              f"unknown strategy '{strategy}' (known: {', '.join(strategies)})")
-    providers = sorted(p for s, p in options if s == strategy)
-    provider = provider or (providers[0] if len(providers) == 1 else None)
+    providers = [p for s, p in options if s == strategy]
+    provider = provider or providers[0]  # the first offered is the default
     if provider not in providers:
         raise ConfigError.at(f"{loc}.provider", f"unknown provider '{provider}' for "
-                             f"strategy '{strategy}' (known: {', '.join(providers)})")
+                             f"strategy '{strategy}' (known: {', '.join(sorted(providers))})")
     return options[(strategy, provider)], params
 
 

@@ -28,9 +28,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from actors.llm import LLMService, TranslateParams, scripts_in  # noqa: E402
+from actors.llm import LLMService, TranslateParams  # noqa: E402
 from yivideo.nodes import NodeContext  # noqa: E402
 from yivideo.settings import Settings  # noqa: E402
+from yivideo.subtitles.answers import scripts_in  # noqa: E402
 from yivideo.types import Segment, Transcript  # noqa: E402
 
 PAIRS = [

@@ -18,21 +18,13 @@ from typing import Any
 import pytest
 
 import yivideo
-from actors.llm import (
-    LLMService,
-    ProofreadParams,
-    ProviderError,
-    TranslateParams,
-    check_answer,
-    rewrite_problem,
-    script_problem,
-    scripts_in,
-)
+from actors.llm import LLMService, ProofreadParams, ProviderError, TranslateParams
 from yivideo.errors import ConfigError
 from yivideo.llm_models import DEFAULT_LLM, available_llms, resolve_llm
 from yivideo.nodes import NodeContext
 from yivideo.recipes import named_recipes
 from yivideo.settings import Settings
+from yivideo.subtitles.answers import check_answer, rewrite_problem, script_problem, scripts_in
 from yivideo.subtitles.formats import read_transcript
 from yivideo.types import Segment, Transcript
 from yivideo.workflow import compile_config

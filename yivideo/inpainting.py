@@ -1,0 +1,344 @@
+"""Burnt-in subtitle removal: mask the text in the subtitle band per frame and inpaint it.
+
+Plain functions, no Ray. Every frame is decoded once (PyAV) and worked on in its own
+YUV 4:2:0 planes, so pixels outside the mask, and all of them outside subtitle events,
+go to the encoder exactly as decoded. Inside an event the mask is the band's text mask
+(:func:`yivideo.hardsub.text_mask`, light glyphs next to their dark outline), grown to
+cover outline, shadow and anti-aliasing, recomputed on every frame so it follows the
+text. Masked pixels take, where ``temporal`` allows, the background seen there in a
+recent frame, and are otherwise inpainted spatially (OpenCV Telea/NS or PatchMatch).
+The video is re-encoded with libx264 at the same timestamps; audio packets are copied.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import cv2
+import numpy as np
+
+from yivideo.errors import MediaError
+from yivideo.hardsub.signature import text_mask
+from yivideo.media import Band, open_video
+
+Method = Literal["telea", "ns", "patchmatch"]
+METHODS: tuple[str, ...] = ("telea", "ns", "patchmatch")
+#: A progress callback: fraction in [0, 1] and a message.
+Progress = Callable[[float, str], None]
+
+
+def auto_grow(height: int) -> int:
+    """Pixels the text mask grows by for a frame ``height`` rows tall.
+
+    Subtitles are drawn with an outline of about 2.5 px at 720p (libass defaults scale
+    with the frame), plus a pixel or two of anti-aliasing on either side.
+    """
+    return max(2, round(2 + 4 * height / 720))
+
+
+def subtitle_mask(grey: np.ndarray, grow: int) -> np.ndarray:
+    """255 where subtitle text, its outline or shadow is in ``grey`` (a band), else 0."""
+    mask = text_mask(grey).astype(np.uint8) * 255
+    if grow > 0 and mask.any():
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
+        mask = cv2.dilate(mask, kernel)
+    return mask
+
+
+def inpaint(bgr: np.ndarray, mask: np.ndarray, method: Method, radius: int = 3) -> np.ndarray:
+    """``bgr`` with its masked (255) pixels filled from their surroundings."""
+    if method == "patchmatch":
+        from patchmatch import patch_match
+
+        # PatchMatch takes RGB; it copies whole patches, so flat areas stay flat.
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        out = patch_match.inpaint(rgb, mask=mask, patch_size=5)
+        return cv2.cvtColor(np.ascontiguousarray(out), cv2.COLOR_RGB2BGR)
+    flag = cv2.INPAINT_TELEA if method == "telea" else cv2.INPAINT_NS
+    return cv2.inpaint(bgr, mask, radius, flag)
+
+
+def even_band(band: Band, width: int, height: int) -> Band:
+    """``band`` inside the frame, widened to even edges so it maps onto 4:2:0 chroma."""
+    b = band.clip(width, height)
+    return Band(b.y0 // 2 * 2, min(height, (b.y1 + 1) // 2 * 2),
+                b.x0 // 2 * 2, min(width, (b.x1 + 1) // 2 * 2))
+
+
+def in_windows(t: float, windows: list[tuple[float, float]]) -> bool:
+    """Whether time ``t`` falls in one of the (start, end) ``windows``."""
+    return any(start <= t < end for start, end in windows)
+
+
+def event_windows(spans: list[tuple[float, float]], pad: float) -> list[tuple[float, float]]:
+    """Subtitle event spans widened by ``pad`` seconds on each side, overlaps merged."""
+    out: list[tuple[float, float]] = []
+    for start, end in sorted((max(0.0, s - pad), e + pad) for s, e in spans):
+        if out and start <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], end))
+        else:
+            out.append((start, end))
+    return out
+
+
+@dataclass
+class Planes:
+    """A 4:2:0 frame as one I420 array and views of its Y, U and V planes."""
+
+    data: np.ndarray  # (h * 3 / 2, w), as PyAV's to_ndarray/from_ndarray use it
+    y: np.ndarray
+    u: np.ndarray
+    v: np.ndarray
+
+    @classmethod
+    def of(cls, frame: Any) -> Planes:
+        """The frame's pixels as yuv420p (a copy; other formats are converted)."""
+        if frame.format.name != "yuv420p":
+            frame = frame.reformat(format="yuv420p")
+        data = frame.to_ndarray()
+        h, w = frame.height, frame.width
+        flat, n = data.reshape(-1), h * w
+        return cls(data, flat[:n].reshape(h, w), flat[n : n + n // 4].reshape(h // 2, w // 2),
+                   flat[n + n // 4 :].reshape(h // 2, w // 2))
+
+
+class BandCleaner:
+    """Removes subtitle text from the band of successive frames (keeps temporal state)."""
+
+    def __init__(self, band: Band, method: Method = "telea", grow: int = 4,
+                 temporal: int = 0, radius: int = 3) -> None:  # fmt: skip
+        """``temporal``: how many frames back a background pixel may be taken from (0: off)."""
+        if method not in METHODS:
+            raise ValueError(f"unknown inpainting method {method!r} (known: {METHODS})")
+        self.band, self.method, self.grow = band, method, grow
+        self.temporal, self.radius = temporal, radius
+        h, w = band.y1 - band.y0, band.x1 - band.x0
+        self._last: np.ndarray | None = None  # band as I420 crop, last clean value per pixel
+        self._age = np.full((h, w), np.iinfo(np.int32).max // 2, np.int32)
+
+    def _crop(self, p: Planes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        b = self.band
+        return (p.y[b.y0 : b.y1, b.x0 : b.x1], p.u[b.y0 // 2 : b.y1 // 2, b.x0 // 2 : b.x1 // 2],
+                p.v[b.y0 // 2 : b.y1 // 2, b.x0 // 2 : b.x1 // 2])
+
+    def _remember(self, crops: tuple[np.ndarray, ...], mask: np.ndarray | None) -> None:
+        """Keep the band's unmasked pixels as the latest background seen there."""
+        if not self.temporal:
+            return
+        i420 = _i420(*crops)
+        if self._last is None:
+            self._last = i420
+        if mask is None:
+            self._last[:] = i420
+            self._age[:] = 0
+            return
+        # chroma only where none of its 2x2 pixels is masked: the text colours the rest
+        clear = ~_i420_mask(mask > 0)
+        self._last[clear] = i420[clear]
+        self._age[mask == 0] = 0
+        self._age[mask > 0] += 1
+
+    def clean(self, p: Planes, active: bool) -> np.ndarray | None:
+        """Erase the text in ``p``'s band in place when ``active``; the mask (or None)."""
+        crops = self._crop(p)
+        mask = subtitle_mask(crops[0], self.grow) if active else None
+        if mask is not None and not mask.any():
+            mask = None
+        self._remember(crops, mask)
+        if mask is None:
+            return None
+        i420 = _i420(*crops)
+        hole = mask
+        if self.temporal and self._last is not None:
+            # Background seen in a recent frame where the text is now: use it as is.
+            recent = (mask > 0) & (self._age <= self.temporal)
+            rows = _i420_mask(recent)
+            i420[rows] = self._last[rows]
+            hole = np.where(recent, 0, mask).astype(np.uint8)
+        if hole.any():
+            bgr = cv2.cvtColor(i420, cv2.COLOR_YUV2BGR_I420)
+            filled = cv2.cvtColor(inpaint(bgr, hole, self.method, self.radius),
+                                  cv2.COLOR_BGR2YUV_I420)
+            rows = _i420_mask(hole > 0)
+            i420[rows] = filled[rows]
+        # Only masked pixels change: the rest of the band stays exactly as decoded.
+        h, w = mask.shape
+        y, u, v = crops
+        on = mask > 0
+        y[on] = i420[:h][on]
+        half = on.reshape(h // 2, 2, w // 2, 2).any(axis=(1, 3))
+        chroma = i420[h:].reshape(2, h // 2, w // 2)
+        u[half] = chroma[0][half]
+        v[half] = chroma[1][half]
+        return mask
+
+
+def _i420(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Y, U, V planes (even size) as one I420 array, as OpenCV's colour conversion wants."""
+    h, w = y.shape
+    return np.concatenate([y.ravel(), u.ravel(), v.ravel()]).reshape(h * 3 // 2, w)
+
+
+def _i420_mask(mask: np.ndarray) -> np.ndarray:
+    """A band mask as a mask of the I420 array: chroma where any of its 2x2 pixels is set."""
+    h, w = mask.shape
+    half = mask.reshape(h // 2, 2, w // 2, 2).any(axis=(1, 3))
+    return np.concatenate([mask.ravel(), half.ravel(), half.ravel()]).reshape(h * 3 // 2, w)
+
+
+#: (decoded frame, its cleaned planes, the band's mask or None)
+Cleaned = tuple[Any, Planes, np.ndarray | None]
+
+
+@dataclass
+class Removal:
+    """What :func:`remove_subtitles` did, and what it cost."""
+
+    frames: int = 0
+    masked_frames: int = 0
+    masked_pixels: int = 0
+    seconds: float = 0.0  # masking and inpainting only
+    total_seconds: float = 0.0  # with decoding and encoding
+
+    @property
+    def seconds_per_frame(self) -> float:
+        return self.seconds / max(self.frames, 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"frames": self.frames, "masked_frames": self.masked_frames,
+                "masked_pixels": self.masked_pixels, "seconds": round(self.seconds, 3),
+                "total_seconds": round(self.total_seconds, 3),
+                "seconds_per_frame": round(self.seconds_per_frame, 5)}
+
+
+def clean_frames(path: str | Path, band: Band, windows: list[tuple[float, float]], *,
+                 method: Method = "telea", grow: int | None = None, temporal: int = 0,
+                 stats: Removal | None = None) -> Iterator[Cleaned]:  # fmt: skip
+    """(decoded frame, its cleaned planes, band mask or None) for every frame of ``path``.
+
+    Only frames whose time lies in ``windows`` are looked at; the planes of every other
+    frame are the decoded pixels, untouched.
+    """
+    import av
+
+    stats = stats if stats is not None else Removal()
+    with open_video(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        ctx = stream.codec_context
+        area = even_band(band, ctx.width, ctx.height)
+        cleaner = BandCleaner(area, method, auto_grow(ctx.height) if grow is None else grow,
+                              temporal)
+        try:
+            for frame in container.decode(stream):
+                t = float(frame.time) if frame.time is not None else 0.0
+                planes = Planes.of(frame)
+                began = time.perf_counter()
+                mask = cleaner.clean(planes, in_windows(t, windows))
+                stats.seconds += time.perf_counter() - began
+                stats.frames += 1
+                if mask is not None and mask.any():
+                    stats.masked_frames += 1
+                    stats.masked_pixels += int(np.count_nonzero(mask))
+                yield frame, planes, mask
+        except av.FFmpegError as e:
+            raise MediaError(f"cannot decode frames of {path}: {e}") from None
+
+
+def remove_subtitles(src: str | Path, dst: str | Path, band: Band,
+                     windows: list[tuple[float, float]], *, method: Method = "telea",
+                     grow: int | None = None, temporal: int = 0, crf: int = 18,
+                     preset: str = "veryfast", mask_video: str | Path | None = None,
+                     progress: Progress | None = None) -> Removal:  # fmt: skip
+    """Write ``dst``: ``src`` with the subtitle text in ``band`` erased during ``windows``.
+
+    Video is re-encoded (libx264 at ``crf``/``preset``) frame for frame with the source's
+    timestamps; audio packets are copied. ``mask_video``: also write the band's masks.
+    """
+    import av
+
+    stats = Removal()
+    began = time.perf_counter()
+    with open_video(src) as inp:
+        vin = inp.streams.video[0]
+        duration = float(vin.duration * vin.time_base) if vin.duration and vin.time_base else 0.0
+        rate = vin.average_rate or vin.guessed_rate
+        w, h = vin.codec_context.width, vin.codec_context.height
+        area = even_band(band, w, h)
+        ain = inp.streams.audio[0] if inp.streams.audio else None
+        with av.open(str(dst), "w") as out:
+            vout = out.add_stream("libx264", rate=rate,
+                                  options={"crf": str(crf), "preset": preset})
+            vout.width, vout.height, vout.pix_fmt = w, h, "yuv420p"
+            vout.codec_context.time_base = vin.time_base
+            aout = out.add_stream_from_template(ain) if ain is not None else None
+            masks = _MaskWriter(mask_video, area, rate, vin.time_base) if mask_video else None
+            try:
+                frames = clean_frames(src, area, windows, method=method, grow=grow,
+                                      temporal=temporal, stats=stats)
+                # Audio is copied packet by packet from its own demuxer, kept just ahead of
+                # the video so the muxer can interleave them.
+                packets = inp.demux(ain) if ain is not None else iter(())
+                pending = next(packets, None)
+                for frame, planes, mask in frames:
+                    new = av.VideoFrame.from_ndarray(planes.data, format="yuv420p")
+                    new.pts, new.time_base = frame.pts, frame.time_base
+                    for packet in vout.encode(new):
+                        out.mux(packet)
+                    t = float(frame.time or 0.0)
+                    while pending is not None and (pending.pts is None
+                                                   or pending.pts * pending.time_base <= t + 1):
+                        if pending.dts is not None:
+                            pending.stream = aout
+                            out.mux(pending)
+                        pending = next(packets, None)
+                    if masks is not None:
+                        masks.write(frame, mask)
+                    if progress and duration:
+                        progress(min(t / duration, 0.999), f"{t:.1f}/{duration:.1f} s")
+                for packet in vout.encode():
+                    out.mux(packet)
+                while pending is not None:
+                    if pending.dts is not None:
+                        pending.stream = aout
+                        out.mux(pending)
+                    pending = next(packets, None)
+            finally:
+                if masks is not None:
+                    masks.close()
+    stats.total_seconds = time.perf_counter() - began
+    if progress:
+        progress(1.0, f"{stats.masked_frames}/{stats.frames} frames cleaned")
+    return stats
+
+
+class _MaskWriter:
+    """The band's masks as a grey video (white: erased), one frame per source frame."""
+
+    def __init__(self, path: str | Path, band: Band, rate: Any, time_base: Any) -> None:
+        import av
+
+        self.h, self.w = band.y1 - band.y0, band.x1 - band.x0
+        self.out = av.open(str(path), "w")
+        self.stream = self.out.add_stream("libx264", rate=rate, options={"crf": "23"})
+        self.stream.width, self.stream.height, self.stream.pix_fmt = self.w, self.h, "yuv420p"
+        self.stream.codec_context.time_base = time_base
+        self.empty = np.zeros((self.h, self.w), np.uint8)
+
+    def write(self, frame: Any, mask: np.ndarray | None) -> None:
+        import av
+
+        grey = av.VideoFrame.from_ndarray(self.empty if mask is None else mask, format="gray")
+        grey = grey.reformat(format="yuv420p")
+        grey.pts, grey.time_base = frame.pts, frame.time_base
+        for packet in self.stream.encode(grey):
+            self.out.mux(packet)
+
+    def close(self) -> None:
+        for packet in self.stream.encode():
+            self.out.mux(packet)
+        self.out.close()

@@ -162,17 +162,61 @@ def test_a_bad_param_is_422_at_the_field_the_form_names(web, sample):
 CHROMIUM = shutil.which("chromium")
 
 
+def chromium_dom(address: str, profile: Path, until: str = "") -> str:
+    """The page's DOM after its scripts ran, in headless Chromium; nothing may be logged
+    to the console (the page logs nothing itself, so any line there is an error).
+
+    ``--dump-dom`` does not wait for a streamed response (the event stream), so about one
+    run in eight dumps before it was read: up to three runs, until ``until`` shows."""
+    for attempt in range(3):
+        run = subprocess.run(
+            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+             f"--user-data-dir={profile / str(attempt)}", "--enable-logging=stderr", "--v=0",
+             "--virtual-time-budget=10000", "--dump-dom", address],
+            capture_output=True, text=True, timeout=120)
+        console = [line for line in run.stderr.splitlines() if ":CONSOLE" in line]
+        assert not console, console
+        if until in run.stdout:
+            break
+    return run.stdout
+
+
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium (apt-get install chromium)")
 def test_the_page_runs_in_headless_chromium_without_errors(web, srt_flow, tmp_path):
-    """The script loads, fetches the catalogue and fills the form and the list."""
-    dom = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-         f"--user-data-dir={tmp_path}", "--virtual-time-budget=10000", "--dump-dom",
-         f"http://127.0.0.1:8000{PREFIX}/"],
-        capture_output=True, text=True, timeout=120).stdout
+    """The script fetches the catalogue and fills the form and the list."""
+    dom = chromium_dom(f"http://127.0.0.1:8000{PREFIX}/", tmp_path)
     assert 'id="use-subtitle_generation"' in dom  # form built from /v1/info + /v1/nodes
     assert 'id="f-subtitle_generation-beam_size"' in dom
     assert '<option value="subtitles">subtitles</option>' in dom
     assert srt_flow in dom  # the workflow list was filled
     assert "Largest accepted file: 8 MB." in dom
     assert 'class="bad"' not in dom  # no error message shown
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium (apt-get install chromium)")
+def test_chromium_shows_a_finished_workflow_with_its_subtitles(web, srt_flow, tmp_path):
+    """Opened by its link, a workflow's stages (from the event stream), its downloads,
+    the VTT track on the video and the clickable subtitle list are on the page."""
+    dom = chromium_dom(f"http://127.0.0.1:8000{PREFIX}/#workflow={srt_flow}", tmp_path,
+                       until="Hello from the page")
+    assert f'<code id="view-id">{srt_flow}</code>' in dom
+    assert "succeeded 100%" in dom and 'value="100"' in dom
+    assert re.search(r'<track [^>]*src="[^"]*/artifacts/subtitles.vtt"', dom)
+    assert re.search(r"<button[^>]*>.*00:00:00.50 → 00:00:02.00 .*Hello from the page", dom)
+    assert 'download="subtitles.srt"' in dom
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium (apt-get install chromium)")
+def test_chromium_without_a_key_shows_the_401_message(web, tmp_path):
+    from ray import serve
+
+    from serve_app import build_app
+
+    serve.run(build_app({"auth": {"enabled": True, "jwt_secret": "k" * 40}}),
+              name="web-auth", route_prefix="/ui-auth")
+    try:
+        dom = chromium_dom("http://127.0.0.1:8000/ui-auth/", tmp_path)
+    finally:
+        serve.delete("web-auth")
+    assert "The server needs an API key" in dom
+    assert '<form id="key-form" class="row">' in dom  # shown, no longer hidden

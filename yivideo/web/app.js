@@ -113,6 +113,9 @@ async function load() {
     buildForm();
     say("");
     await listWorkflows();
+    // #workflow=<id> opens that workflow, so a view can be bookmarked or shared
+    const linked = /^#workflow=(.+)$/.exec(location.hash);
+    if (linked) openWorkflow(decodeURIComponent(linked[1]));
   } catch (err) {
     say(explain(err), true);
   }
@@ -460,6 +463,7 @@ async function openWorkflow(id) {
   for (const u of state.blobs) URL.revokeObjectURL(u);
   state.blobs = [];
   state.current = id;
+  history.replaceState(null, "", `#workflow=${encodeURIComponent(id)}`);
   $("view").hidden = false;
   $("view-id").textContent = id;
   $("result").hidden = true;

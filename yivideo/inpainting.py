@@ -145,11 +145,13 @@ class BandCleaner:
     def clean(self, p: Planes, active: bool) -> np.ndarray | None:
         """Erase the text in ``p``'s band in place when ``active``; the mask (or None)."""
         crops = self._crop(p)
-        mask = subtitle_mask(crops[0], self.grow) if active else None
+        # With temporal fill the text is masked in every frame, so that text shown outside
+        # the event windows is never remembered as background.
+        mask = subtitle_mask(crops[0], self.grow) if active or self.temporal else None
         if mask is not None and not mask.any():
             mask = None
         self._remember(crops, mask)
-        if mask is None:
+        if mask is None or not active:
             return None
         i420 = _i420(*crops)
         hole = mask

@@ -1,0 +1,184 @@
+"""Burnt-in subtitle removal against ground truth: the same video rendered with and without
+subtitles (same background, same watermark), compared frame by frame."""
+
+from __future__ import annotations
+
+import json
+
+import av
+import numpy as np
+import pysubs2
+import pytest
+
+import yivideo
+from yivideo.inpainting import (
+    Planes,
+    clean_frames,
+    event_windows,
+    remove_subtitles,
+    subtitle_mask,
+)
+from yivideo.media import Band, iter_band_frames, open_video
+from yivideo.testmedia import make_video
+
+W, H = 640, 360
+# libass draws the subtitles bottom-centre, 20 px above the bottom edge at 360p: rows
+# 290.. hold them with room to spare; the watermark sits in the top-right corner.
+BAND = Band(290, 360, 0, W)
+WATERMARK = (slice(0, 40), slice(500, W))
+SENTENCES = ["The weather is lovely today.", "We walked to the park."]
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("inpaint")
+    kwargs = dict(sentences=SENTENCES, width=W, height=H, watermark="YiVideo TV",
+                  gap=0.4, lead_in=0.5)
+    subs = make_video(folder / "subs.mp4", **kwargs)
+    clean = make_video(folder / "clean.mp4", burn_subtitles=False, **kwargs)
+    return subs, clean
+
+
+def _grey(path) -> np.ndarray:
+    return np.stack([g for _, g in iter_band_frames(path)]).astype(np.float32)
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(10 * np.log10(255**2 / max(np.mean((a - b) ** 2), 1e-9)))
+
+
+def _shown(truth, fps: float, n: int) -> np.ndarray:
+    """Indices of the frames that show a subtitle."""
+    t = np.arange(n) / fps
+    return np.flatnonzero([any(c.start <= x < c.end for c in truth.subtitles) for x in t])
+
+
+def _windows(truth) -> list[tuple[float, float]]:
+    return event_windows([(c.start, c.end) for c in truth.subtitles], 0.1)
+
+
+def test_frames_outside_the_mask_are_bit_identical_and_the_band_is_restored(media):
+    subs, clean = media
+    originals = [Planes.of(f) for f in open_video(subs.video).decode(video=0)]
+    ref = _grey(clean.video)
+    changed_frames = 0
+    cleaned_band, before_band = [], []
+    for i, (_, planes, mask) in enumerate(clean_frames(subs.video, BAND, _windows(subs))):
+        orig = originals[i]
+        diff = planes.y != orig.y
+        # Nothing outside the band changes, in any plane, before encoding.
+        assert not diff[: BAND.y0].any()
+        assert (planes.u[: BAND.y0 // 2] == orig.u[: BAND.y0 // 2]).all()
+        assert (planes.v[: BAND.y0 // 2] == orig.v[: BAND.y0 // 2]).all()
+        if mask is None:
+            assert not diff.any() and (planes.u == orig.u).all()  # outside events: untouched
+            continue
+        changed_frames += 1
+        # ... and inside the band only masked pixels change.
+        assert not (diff[BAND.y0 :] & (mask == 0)).any()
+        cleaned_band.append(planes.y[BAND.y0 :].astype(np.float32))
+        before_band.append(orig.y[BAND.y0 :].astype(np.float32))
+        assert _psnr(cleaned_band[-1], ref[i, BAND.y0 :]) > _psnr(before_band[-1],
+                                                                   ref[i, BAND.y0 :]) + 10
+    assert len(originals) == round(subs.duration * subs.fps)
+    shown = _shown(subs, subs.fps, len(originals))
+    assert changed_frames >= len(shown)
+    refs = ref[shown, BAND.y0 :]
+    before = _psnr(np.stack(before_band), refs)  # only frames with a mask, as `shown`
+    after = _psnr(np.stack(cleaned_band), refs)
+    assert before < 25 and after >= 35, (before, after)
+
+
+def test_mask_covers_the_text_and_little_else(media):
+    subs, clean = media
+    ref, sub = _grey(clean.video), _grey(subs.video)
+    for i in _shown(subs, subs.fps, len(sub))[::10]:
+        text = np.abs(sub[i, BAND.y0 :] - ref[i, BAND.y0 :]) > 24  # glyphs and outline
+        mask = subtitle_mask(sub[i, BAND.y0 :].astype(np.uint8), grow=4) > 0
+        assert text.sum() > 300
+        assert (mask & text).sum() >= 0.995 * text.sum()  # every drawn pixel is covered
+        assert mask.sum() <= 3 * text.sum()  # the text's shape, not a box around it
+        assert mask.sum() <= 0.25 * mask.size
+
+
+def _packets(path, kind: str) -> list[tuple[int | None, bytes]]:
+    with av.open(str(path)) as c:
+        stream = getattr(c.streams, kind)[0]
+        return [(p.pts, bytes(p)) for p in c.demux(stream) if p.size]
+
+
+def _frame_times(path) -> list[float]:
+    with av.open(str(path)) as c:
+        return [round(float(f.time), 4) for f in c.decode(video=0)]
+
+
+def test_clean_video_keeps_timing_audio_and_watermark(media, tmp_path):
+    subs, clean = media
+    out = tmp_path / "clean.mp4"
+    stats = remove_subtitles(subs.video, out, BAND, _windows(subs), crf=16,
+                             mask_video=tmp_path / "mask.mp4")
+    assert stats.frames == round(subs.duration * subs.fps)
+    assert _frame_times(out) == _frame_times(subs.video)
+    with av.open(str(out)) as a, av.open(subs.video) as b:
+        da, db = a.streams.video[0], b.streams.video[0]
+        assert abs(float(da.duration * da.time_base) - float(db.duration * db.time_base)) < 1e-3
+    assert _packets(out, "audio") == _packets(subs.video, "audio")  # copied, not re-encoded
+    got, before, ref = _grey(out), _grey(subs.video), _grey(clean.video)
+    assert got.shape == before.shape
+    # Outside the band: re-encoding noise only (the watermark's sharp edges the most).
+    assert np.abs(got[:, : BAND.y0] - before[:, : BAND.y0]).mean() < 0.5
+    mark = np.abs(got[:, WATERMARK[0], WATERMARK[1]] - before[:, WATERMARK[0], WATERMARK[1]])
+    assert mark.mean() < 0.5 and (mark > 8).mean() < 0.01
+    assert np.abs(before[:, WATERMARK[0], WATERMARK[1]] - ref[:, WATERMARK[0], WATERMARK[1]]
+                  ).mean() < 0.5  # the watermark is in the clean render too: it is kept
+    shown = _shown(subs, subs.fps, len(got))
+    band_before = _psnr(before[shown, BAND.y0 :], ref[shown, BAND.y0 :])
+    band_after = _psnr(got[shown, BAND.y0 :], ref[shown, BAND.y0 :])
+    assert band_before < 25 and band_after >= 35, (band_before, band_after)
+    assert len(_frame_times(tmp_path / "mask.mp4")) == stats.frames
+
+
+@pytest.mark.parametrize("method, temporal", [("ns", 0), ("patchmatch", 0), ("telea", 8)])
+def test_every_method_restores_the_band(media, method, temporal):
+    subs, clean = media
+    ref = _grey(clean.video)
+    first = subs.subtitles[0]
+    window = [(first.start + 0.3, first.start + 0.7)]  # ten frames keep PatchMatch quick
+    cleaned = [(i, p.y[BAND.y0 :].astype(np.float32), orig)
+               for i, ((_, p, m), orig) in enumerate(zip(
+                   clean_frames(subs.video, BAND, window, method=method, temporal=temporal),
+                   _grey(subs.video), strict=True)) if m is not None]  # fmt: skip
+    assert len(cleaned) == 10
+    for i, band, orig in cleaned:
+        before = _psnr(orig[BAND.y0 :], ref[i, BAND.y0 :])
+        assert _psnr(band, ref[i, BAND.y0 :]) >= max(35, before + 10)
+
+
+def test_unknown_method_is_refused(media):
+    with pytest.raises(ValueError, match="unknown inpainting method"):
+        next(clean_frames(media[0].video, BAND, [(0, 1)], method="lama"))
+
+
+@pytest.mark.usefixtures("ray_cluster")
+def test_remove_subs_recipe_on_ray(media, tmp_path):
+    subs, clean = media
+    result = yivideo.run("remove-subs", video=subs.video, out=tmp_path / "out",
+                         overrides=["subtitle_removal.language=en",
+                                    "subtitle_removal.save_mask=true"])
+    assert result.status == "succeeded", result.state["error"]
+    out = tmp_path / "out" / "clean.mp4"
+    report = json.loads((tmp_path / "out" / "inpaint.json").read_text())
+    assert report["events"] == len(subs.subtitles)
+    assert (tmp_path / "out" / "subtitle_mask.mp4").stat().st_size > 0
+    band = Band(**report["band"])
+    got, before, ref = _grey(out), _grey(subs.video), _grey(clean.video)
+    assert len(got) == len(before)
+    shown = _shown(subs, subs.fps, len(got))
+    assert _psnr(got[shown, band.y0 : band.y1], ref[shown, band.y0 : band.y1]) >= 30
+    assert np.abs(got[:, WATERMARK[0], WATERMARK[1]] - before[:, WATERMARK[0], WATERMARK[1]]
+                  ).mean() < 0.5
+    # OCR of the cleaned video reads no subtitle.
+    again = yivideo.run("hardsub", video=str(out), out=tmp_path / "again",
+                        overrides=["subtitle_generation.language=en"])
+    assert again.status == "succeeded", again.state["error"]
+    assert len(pysubs2.load(str(tmp_path / "again" / "subtitles.srt"), format_="srt")) == 0

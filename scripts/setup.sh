@@ -3,7 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(ffmpeg espeak-ng fonts-wqy-zenhei fonts-dejavu-core)
+# chromium: the web page is tested in a real headless browser
+APT_PACKAGES=(ffmpeg espeak-ng fonts-wqy-zenhei fonts-dejavu-core chromium)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

@@ -182,3 +182,27 @@ def test_remove_subs_recipe_on_ray(media, tmp_path):
                         overrides=["subtitle_generation.language=en"])
     assert again.status == "succeeded", again.state["error"]
     assert len(pysubs2.load(str(tmp_path / "again" / "subtitles.srt"), format_="srt")) == 0
+
+
+def test_recipes_wire_ocr_erase_translate_burn():
+    from yivideo.recipes import named_recipes
+    from yivideo.workflow import compile_config
+
+    recipes = named_recipes()
+    plan = compile_config({"video_path": "/data/v.mp4",
+                           "workflow_config": recipes["remove-subs"]}, local_paths=True)
+    erase = plan.stages["inpaint"]
+    assert erase.node.name == "inpaint.remove_subtitles"
+    assert {k: (b.stage, b.output) for k, b in erase.bindings.items() if k != "video"} == {
+        "band": ("band", "band"), "transcript": ("ocr", "transcript")}
+    plan = compile_config({"video_path": "/data/v.mp4",
+                           "workflow_config": recipes["replace-subs"]}, local_paths=True)
+    stages = plan.stages
+    assert stages["translate"].bindings["transcript"].stage == "ocr"
+    assert stages["subtitles"].bindings["transcript"].stage == "translate"
+    burn = stages["burn"]
+    assert burn.node.name == "subtitle.burn" and burn.params["name"] == "replaced.mp4"
+    # the new subtitles are drawn on the erased video, not on the original
+    assert (burn.bindings["video"].stage, burn.bindings["events"].stage) == (
+        "inpaint", "subtitles")
+    assert set(stages["subtitles"].params["formats"]) >= {"srt", "ass"}

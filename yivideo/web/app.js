@@ -212,6 +212,10 @@ function fieldFor(cap, key, schema, defs, preset) {
     if (s.minimum !== undefined) input.min = s.minimum;
     if (s.maximum !== undefined) input.max = s.maximum;
   }
+  // a select for an optional param needs a way to leave it unset
+  if (input.tagName === "SELECT" && (dflt === undefined || dflt === null)) {
+    input.add(new Option("(server default)", ""), 0);
+  }
   input.id = id;
   input.dataset.loc = loc;
   input.dataset.key = key;

@@ -175,8 +175,9 @@ def test_remove_subs_recipe_on_ray(media, tmp_path):
     assert len(got) == len(before)
     shown = _shown(subs, subs.fps, len(got))
     assert _psnr(got[shown, band.y0 : band.y1], ref[shown, band.y0 : band.y1]) >= 30
-    assert np.abs(got[:, WATERMARK[0], WATERMARK[1]] - before[:, WATERMARK[0], WATERMARK[1]]
-                  ).mean() < 0.5
+    # encoding noise on the watermark's sharp edges only (its text erased: ~6 off)
+    mark = np.abs(got[:, WATERMARK[0], WATERMARK[1]] - before[:, WATERMARK[0], WATERMARK[1]])
+    assert mark.mean() < 1.0 and (mark > 8).mean() < 0.02
     # OCR of the cleaned video reads no subtitle.
     again = yivideo.run("hardsub", video=str(out), out=tmp_path / "again",
                         overrides=["subtitle_generation.language=en"])

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from yivideo.datatypes import DataType, register_type
 from yivideo.errors import MediaError, ModelNotFound
@@ -167,6 +167,16 @@ class SynthesizeParams(Params):
     piper_length_scale: float = Field(1.0, ge=0.5, le=2.0,
                                       description="Piper's phoneme length (<1 faster)")
 
+    @field_validator("voices")
+    @classmethod
+    def _voice_names(cls, voices: list[str]) -> list[str]:
+        return [_check_voice(v) for v in voices]
+
+    @field_validator("speaker_voices")
+    @classmethod
+    def _speaker_voice_names(cls, voices: dict[str, str]) -> dict[str, str]:
+        return {k: _check_voice(v) for k, v in voices.items()}
+
 
 def _check_voice(voice: str) -> str:
     if not re.match(VOICE_PATTERN, voice):
@@ -199,8 +209,6 @@ class TTSService(Service):
     def synthesize(self, ctx: NodeContext, params: SynthesizeParams, transcript: Transcript
                    ) -> dict[str, Any]:
         """Speak every transcript line (a voice per speaker); one clip per line."""
-        for v in [*params.voices, *params.speaker_voices.values()]:
-            _check_voice(v)
         language = params.language or transcript.language or "en"
         pool = params.voices or default_voices(params.engine, language)
         voices = assign_voices([s.speaker for s in transcript.segments], pool,

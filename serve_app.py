@@ -34,7 +34,7 @@ from yivideo.admission import admit, uploads_dir
 from yivideo.engine import get_controller
 from yivideo.errors import YiVideoError
 from yivideo.nodes import all_services
-from yivideo.recipes import CAPABILITIES
+from yivideo.recipes import list_capabilities
 from yivideo.runtime import actor_name
 from yivideo.security.auth import ANONYMOUS, Principal, authenticate
 from yivideo.security.ratelimit import RateLimiter
@@ -222,16 +222,10 @@ class Ingress:
         """What a client needs before it sends anything: the upload limit, the largest
         page of the workflow list, and which nodes each capability's providers run (so a
         form can show their params from ``/v1/nodes``)."""
-        capabilities = {
-            cap: [{"strategy": strategy, "provider": provider,
-                   "steps": [{"node": s.node, "renames": s.renames, "params": s.params}
-                             for s in entry.steps]}
-                  for (strategy, provider), entry in options.items()]
-            for cap, options in CAPABILITIES.items()}
         return ok({"max_upload_mb": self.settings.max_upload_mb,
                    "list_page_max": self.settings.list_page_max,
                    "auth_enabled": self.settings.auth.enabled,
-                   "capabilities": capabilities})
+                   "capabilities": list_capabilities()})
 
     @api.get("/v1/nodes")
     async def nodes(self, who: Caller) -> JSONResponse:

@@ -260,6 +260,13 @@ def _model_params() -> list[tuple[str, str]]:
     return [(spec.name, param) for spec in all_nodes() for param in spec.model_params]
 
 
+MODEL_PARAMS = _model_params()
+# each model param its own credential, so that its requests never spend another test's
+# rate-limit budget however many model services there are
+MODEL_OWNERS = {(n, p): f"models-{n}-{p}".replace(".", "-") for n, p in MODEL_PARAMS}
+KEYS.update({owner: new_api_key(owner) for owner in MODEL_OWNERS.values()})
+
+
 def _one_stage(node: str, **params) -> dict:
     from yivideo.nodes import get_node
 
@@ -295,23 +302,24 @@ def test_the_pipeline_yaml_attack_is_refused_before_any_stage_runs(secure, tmp_p
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("node, param", _model_params())
+@pytest.mark.parametrize("node, param", MODEL_PARAMS)
 def test_every_model_param_refuses_an_uploaded_file(secure, node, param):
-    path = _upload(secure, "erin", "model.bin", b"\x80\x04not a model")
+    owner = MODEL_OWNERS[(node, param)]
+    path = _upload(secure, owner, "model.bin", b"\x80\x04not a model")
     for value in (path, str(Path(path).parent), f"../{Path(path).parent.name}/model.bin"):
         resp = secure.post("/v1/workflows", json=_one_stage(node, **{param: value}),
-                           headers=key("erin"))
+                           headers=key(owner))
         assert resp.status_code == 422, (value, resp.text)
         assert resp.json()["error"]["details"][0]["loc"] == f"stages.s.params.{param}"
 
 
-@pytest.mark.parametrize("node, param", _model_params())
+@pytest.mark.parametrize("node, param", MODEL_PARAMS)
 def test_an_unknown_model_name_is_a_422_listing_the_available_ones(secure, node, param):
     from yivideo.nodes import get_node
     from yivideo.settings import ModelSettings
 
     resp = secure.post("/v1/workflows", json=_one_stage(node, **{param: "no-such-model"}),
-                       headers=key("erin"))
+                       headers=key(MODEL_OWNERS[(node, param)]))
     assert resp.status_code == 422, resp.text
     detail = resp.json()["error"]["details"][0]
     available = get_node(node).model_params[param].available(ModelSettings())

@@ -37,7 +37,7 @@ def run(config, timeout=120):
 
 def test_actor_killed_mid_stage_is_restarted_and_the_stage_rerun():
     """Kill the actor running a stage, five times; every workflow still completes."""
-    completed, kills = 0, 0
+    completed, kills, ends = 0, 0, []
     for _ in range(5):
         wid = yivideo.submit(sleep_flow(1.5, cache=False))
         wait_until(lambda w=wid: yivideo.get(w)["stages"]["nap"]["status"] == "running", 30)
@@ -49,7 +49,8 @@ def test_actor_killed_mid_stage_is_restarted_and_the_stage_rerun():
         assert attempts and attempts[0]["error"]["code"] == "actor_died"
         assert attempts[0]["reason"] == "actor_died" and attempts[0]["retried"]
         completed += state["status"] == "succeeded"
-    assert (completed, kills) == (5, 5)
+        ends.append((state["status"], [a["reason"] for a in attempts]))
+    assert (completed, kills) == (5, 5), ends
 
 
 def test_poison_input_fails_after_the_configured_attempts_with_each_error():

@@ -236,7 +236,8 @@ def expand_recipe(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]
 
 
 def list_capabilities() -> dict[str, list[dict[str, Any]]]:
-    """Every capability's strategies and providers, with the types they take and give."""
+    """Every capability's strategies and providers: the types they take and give, and
+    the nodes they run (a form shows those nodes' params)."""
     load_services()
     out: dict[str, list[dict[str, Any]]] = {}
     for cap, options in CAPABILITIES.items():
@@ -245,5 +246,7 @@ def list_capabilities() -> dict[str, list[dict[str, Any]]]:
             takes = {t for s in entry.steps for t in get_node(s.node).inputs.values()}
             out.setdefault(cap, []).append({
                 "strategy": strategy, "provider": provider, "description": entry.description,
-                "consumes": sorted(takes - made), "produces": sorted(made)})
+                "consumes": sorted(takes - made), "produces": sorted(made),
+                "steps": [{"node": s.node, "renames": s.renames, "params": s.params}
+                          for s in entry.steps]})
     return out

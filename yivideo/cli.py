@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from typing import Any
 
@@ -93,7 +94,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     yivideo.connect(args.address)
     serve.start(http_options={"host": args.host, "port": args.port})
-    serve.run(build_app(), name="yivideo", route_prefix="/", blocking=True)
+    serve.run(build_app(), name="yivideo", route_prefix="/")
+    host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+    print(f"YiVideo is serving: open http://{host}:{args.port}/ (Ctrl-C stops)", flush=True)
+    try:
+        signal.pause()  # Serve runs in the cluster; this process only keeps it up
+    except KeyboardInterrupt:
+        serve.shutdown()
     return 0
 
 

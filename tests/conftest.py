@@ -7,6 +7,7 @@ one logical GPU so fractional placement can be tested on a CPU machine.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import subprocess
@@ -41,6 +42,17 @@ os.environ.update(
 )
 
 
+def _cluster_cpus() -> int:
+    """Logical CPUs of the session cluster: every service actor at once (each holds its
+    CPUs while it lives), and room for the actors tests start in namespaces of their own."""
+    from yivideo.settings import Settings
+
+    return math.ceil(sum(a.num_cpus for a in Settings().actors.values())) + 8
+
+
+CLUSTER_CPUS = _cluster_cpus()
+
+
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under pytest-xdist (``--dist loadgroup``), every test on the shared Ray cluster runs
@@ -64,7 +76,7 @@ def ray_cluster():
     import yivideo
 
     _ray("stop", "--force", check=False)
-    started = _ray("start", "--head", "--num-cpus=8", "--num-gpus=1",
+    started = _ray("start", "--head", f"--num-cpus={CLUSTER_CPUS}", "--num-gpus=1",
                    "--object-store-memory=500000000", "--include-dashboard=true",
                    f"--metrics-export-port={METRICS_PORT}",
                    "--dashboard-host=127.0.0.1", "--disable-usage-stats", check=False)

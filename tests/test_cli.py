@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import CLUSTER_CPUS
+
 ROOT = Path(__file__).resolve().parents[1]
 YIVIDEO = str(Path(sys.executable).parent / "yivideo")
 
@@ -111,7 +113,7 @@ def test_without_an_address_the_running_cluster_is_joined(ray_cluster, sample, t
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120, cwd=ROOT, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert float(proc.stdout.split()[-1]) == 8  # the session cluster's --num-cpus=8
+    assert float(proc.stdout.split()[-1]) == CLUSTER_CPUS  # the session cluster's own
 
 
 def test_the_readme_job_submit_command_runs_as_written(ray_cluster, sample, tmp_path):

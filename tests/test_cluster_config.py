@@ -36,8 +36,15 @@ def test_cluster_yaml_matches_actor_needs(monkeypatch):
     assert fractions and all(0 < f <= 1 for f in fractions)
     per_card = min(t["resources"]["GPU"] for t in gpu_nodes)
     assert max(fractions) <= per_card
-    cpus = sum(a.num_cpus for a in settings.actors.values())
-    assert cpus <= max(t["resources"]["CPU"] for t in types.values())
+    # at its smallest the cluster holds every service actor at once: the GPU ones on the
+    # GPU workers (CPUs and card fractions), the rest anywhere
+    gpu_cpus = sum(t["resources"]["CPU"] * t["min_workers"] for t in gpu_nodes)
+    gpu_cards = sum(t["resources"]["GPU"] * t["min_workers"] for t in gpu_nodes)
+    all_cpus = gpu_cpus + head["resources"]["CPU"]
+    on_gpu = [a for a in settings.actors.values() if a.num_gpus > 0]
+    assert sum(a.num_cpus for a in on_gpu) <= gpu_cpus
+    assert sum(a.num_gpus for a in on_gpu) <= gpu_cards
+    assert sum(a.num_cpus for a in settings.actors.values()) <= all_cpus
 
 
 REMOTE_ROOT = "/home/ubuntu/yivideo"

@@ -57,7 +57,7 @@ def test_page_and_assets_are_served_with_their_types(web):
     assert web.get("/static/..%2Fserve_app.py").status_code == 404
 
 
-def test_page_without_trailing_slash_redirects_so_relative_urls_resolve():
+def test_page_without_trailing_slash_redirects_so_relative_urls_resolve(web):
     resp = httpx.get(f"http://127.0.0.1:8000{PREFIX}", follow_redirects=False)
     assert resp.status_code in (307, 308) and resp.headers["location"].endswith(f"{PREFIX}/")
 

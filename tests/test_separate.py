@@ -24,7 +24,7 @@ from yivideo.workflow import compile_config
 SENTENCES = ["The weather is lovely today, so we walked to the park.",
              "Please close the window before you leave the room."]
 PROVIDERS = {"spleeter": SpleeterParams, "deepfilternet": DeepFilterParams}
-#: how much better than the mixture the vocals must be, dB (the issue asks 6 of spleeter)
+#: how much better than the mixture the vocals must be, dB (spleeter must reach 6)
 MIN_GAIN = {"spleeter": 6.0, "deepfilternet": 4.0}
 
 

@@ -35,15 +35,10 @@ from yivideo.inpainting import (  # noqa: E402
     subtitle_mask,
 )
 from yivideo.media import Band, iter_band_frames, open_video  # noqa: E402
-from yivideo.testmedia import SENTENCES_EN, make_video  # noqa: E402
+from yivideo.testmedia import SENTENCES_EN, make_video, psnr  # noqa: E402
 
 W, H = 1280, 720
 BAND = Band(560, 720, 0, W)
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b) ** 2))
-    return 10 * np.log10(255**2 / max(mse, 1e-9))
 
 
 def ssim(a: np.ndarray, b: np.ndarray) -> float:

@@ -19,7 +19,7 @@ from yivideo.inpainting import (
     subtitle_mask,
 )
 from yivideo.media import Band, iter_band_frames, open_video
-from yivideo.testmedia import make_video
+from yivideo.testmedia import make_video, psnr
 
 W, H = 640, 360
 # libass draws the subtitles bottom-centre, 20 px above the bottom edge at 360p: rows
@@ -41,10 +41,6 @@ def media(tmp_path_factory):
 
 def _grey(path) -> np.ndarray:
     return np.stack([g for _, g in iter_band_frames(path)]).astype(np.float32)
-
-
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    return float(10 * np.log10(255**2 / max(np.mean((a - b) ** 2), 1e-9)))
 
 
 def _shown(truth, fps: float, n: int) -> np.ndarray:
@@ -78,14 +74,14 @@ def test_frames_outside_the_mask_are_bit_identical_and_the_band_is_restored(medi
         assert not (diff[BAND.y0 :] & (mask == 0)).any()
         cleaned_band.append(planes.y[BAND.y0 :].astype(np.float32))
         before_band.append(orig.y[BAND.y0 :].astype(np.float32))
-        assert _psnr(cleaned_band[-1], ref[i, BAND.y0 :]) > _psnr(before_band[-1],
+        assert psnr(cleaned_band[-1], ref[i, BAND.y0 :]) > psnr(before_band[-1],
                                                                    ref[i, BAND.y0 :]) + 10
     assert len(originals) == round(subs.duration * subs.fps)
     shown = _shown(subs, subs.fps, len(originals))
     assert changed_frames >= len(shown)
     refs = ref[shown, BAND.y0 :]
-    before = _psnr(np.stack(before_band), refs)  # only frames with a mask, as `shown`
-    after = _psnr(np.stack(cleaned_band), refs)
+    before = psnr(np.stack(before_band), refs)  # only frames with a mask, as `shown`
+    after = psnr(np.stack(cleaned_band), refs)
     assert before < 25 and after >= 35, (before, after)
 
 
@@ -132,8 +128,8 @@ def test_clean_video_keeps_timing_audio_and_watermark(media, tmp_path):
     assert np.abs(before[:, WATERMARK[0], WATERMARK[1]] - ref[:, WATERMARK[0], WATERMARK[1]]
                   ).mean() < 0.5  # the watermark is in the clean render too: it is kept
     shown = _shown(subs, subs.fps, len(got))
-    band_before = _psnr(before[shown, BAND.y0 :], ref[shown, BAND.y0 :])
-    band_after = _psnr(got[shown, BAND.y0 :], ref[shown, BAND.y0 :])
+    band_before = psnr(before[shown, BAND.y0 :], ref[shown, BAND.y0 :])
+    band_after = psnr(got[shown, BAND.y0 :], ref[shown, BAND.y0 :])
     assert band_before < 25 and band_after >= 35, (band_before, band_after)
     assert len(_frame_times(tmp_path / "mask.mp4")) == stats.frames
 
@@ -150,8 +146,8 @@ def test_every_method_restores_the_band(media, method, temporal):
                    _grey(subs.video), strict=True)) if m is not None]  # fmt: skip
     assert len(cleaned) == 10
     for i, band, orig in cleaned:
-        before = _psnr(orig[BAND.y0 :], ref[i, BAND.y0 :])
-        assert _psnr(band, ref[i, BAND.y0 :]) >= max(35, before + 10)
+        before = psnr(orig[BAND.y0 :], ref[i, BAND.y0 :])
+        assert psnr(band, ref[i, BAND.y0 :]) >= max(35, before + 10)
 
 
 def test_unknown_method_is_refused(media):
@@ -174,7 +170,7 @@ def test_remove_subs_recipe_on_ray(media, tmp_path):
     got, before, ref = _grey(out), _grey(subs.video), _grey(clean.video)
     assert len(got) == len(before)
     shown = _shown(subs, subs.fps, len(got))
-    assert _psnr(got[shown, band.y0 : band.y1], ref[shown, band.y0 : band.y1]) >= 30
+    assert psnr(got[shown, band.y0 : band.y1], ref[shown, band.y0 : band.y1]) >= 30
     # encoding noise on the watermark's sharp edges only (its text erased: ~6 off)
     mark = np.abs(got[:, WATERMARK[0], WATERMARK[1]] - before[:, WATERMARK[0], WATERMARK[1]])
     assert mark.mean() < 1.0 and (mark > 8).mean() < 0.02

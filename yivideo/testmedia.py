@@ -148,6 +148,12 @@ def normalise_for_wer(text: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"[^a-z0-9' ]", " ", text.lower())).strip()
 
 
+def psnr(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
+    """Peak signal-to-noise ratio of ``a`` against ``b`` in dB (images, 8-bit levels)."""
+    mse = float(np.mean((np.asarray(a, np.float64) - b) ** 2))
+    return 10 * math.log10(peak**2 / max(mse, 1e-9))
+
+
 def _run(cmd: list[str], cwd: str | None = None) -> None:
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
     if proc.returncode != 0:

@@ -347,3 +347,11 @@ def test_the_first_provider_offered_is_the_default():
     plan = compile_config({"inputs": {"subtitle_file": "/s.srt"},
                            "workflow_config": {"subtitle_translation": {"strategy": "llm"}}})
     assert plan.stages["translate"].params["provider"] == "local"
+
+
+def test_a_skipped_optional_step_adds_no_converter_stage():
+    # speaker attribution needs a transcript already made; the subtitle file could be
+    # converted into one, but nothing asked for it, so no stage reads it
+    plan = compile_config({"inputs": {"audio_file": "/a.wav", "subtitle_file": "/s.srt"},
+                           "workflow_config": {"speaker_diarization": {}}})
+    assert set(plan.stages) == {"audio", "diarization"}

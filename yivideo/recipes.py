@@ -138,11 +138,11 @@ class _Expansion:
 
     def add(self, step: Step, params: dict[str, Any], origin: str | None) -> None:
         spec = get_node(step.node)
+        if step.optional and not set(spec.inputs.values()) <= set(self.board):
+            return  # checked before any converter runs, so a skipped step adds nothing
         inputs = {}
         for key, dtype in spec.inputs.items():
             ref = self.source(dtype)
-            if ref is None and step.optional:
-                return
             if ref is None and key not in spec.optional_inputs:
                 have = ", ".join(sorted(self.board)) or "nothing"
                 raise ConfigError.at(origin or "inputs", f"needs a '{dtype}' "

@@ -72,6 +72,11 @@ def build_request(config: Config, video: str | Path | None = None,
             caps = request["workflow_config"]
             caps.setdefault(key, {}) if value else caps.pop(key, None)
         else:
+            cap, _, field = key.partition(".")
+            body = request["workflow_config"].get(cap)
+            if field == "strategy" and isinstance(body, dict) and body.get("strategy") != value:
+                # another strategy: the recipe's provider and params were the old one's
+                request["workflow_config"][cap] = {}
             _set(request["workflow_config"], key, value)
     if video is not None:
         path = str(Path(video).expanduser().resolve())

@@ -28,6 +28,7 @@ from yivideo.testmusic import Mix, mix_at
 __all__ = [
     "SENTENCES_EN",
     "SENTENCES_ZH",
+    "SENTENCES_ZH_EN",
     "Cue",
     "GroundTruth",
     "make_video",
@@ -91,6 +92,30 @@ SENTENCES_ZH: list[str] = [
     "小狗在门口等它的主人。",
     "谢谢你的帮助，我很高兴。",
     "太阳出来了，鸟儿开始唱歌。",
+]
+
+#: English reference translations of ``SENTENCES_ZH``, line by line (translation tests).
+SENTENCES_ZH_EN: list[str] = [
+    "The weather is very nice today.",
+    "We will go for a walk in the park tomorrow morning.",
+    "He reads books every evening.",
+    "The food in this restaurant is delicious.",
+    "Please close the window, it is cold outside.",
+    "My younger sister likes singing and dancing.",
+    "The train leaves Beijing at nine o'clock.",
+    "The teacher asked us to write a short essay.",
+    "Let's go to see a movie together at the weekend.",
+    "This book was given to me by my friend.",
+    "He forgot his umbrella and got wet in the rain.",
+    "We are going to travel to the mountains next month.",
+    "Mom is making dinner in the kitchen.",
+    "The children are playing football in the garden.",
+    "Please send me the report before Friday.",
+    "The library is closed on Mondays.",
+    "I drink a cup of coffee every day.",
+    "The puppy is waiting for its owner at the door.",
+    "Thank you for your help, I am very happy.",
+    "The sun has come out and the birds have started singing.",
 ]
 
 _DEFAULT_VOICE = {"en": "en-us", "zh": "cmn"}

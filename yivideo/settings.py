@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from yivideo.security.auth import AuthSettings
 from yivideo.security.ratelimit import RateLimitSettings
+from yivideo.tts_servers import TTSServers
 
 
 class ActorOptions(BaseModel):
@@ -102,6 +103,8 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="per service, overrides of the resources its module declares")
     models: ModelSettings = Field(default_factory=ModelSettings)
+    tts: TTSServers = Field(default_factory=TTSServers,
+                            description="the user's own voice-cloning TTS servers")
 
     @classmethod
     def settings_customise_sources(

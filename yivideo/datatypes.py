@@ -93,6 +93,12 @@ def all_types() -> list[DataType]:
     return [_TYPES[k] for k in sorted(_TYPES)]
 
 
+def file_types() -> set[str]:
+    """Types whose value a node opens as a file (media, subtitle files): between nodes they
+    travel as media handles (:mod:`yivideo.media.handle`), not as paths."""
+    return {t.name for t in _TYPES.values() if t.literal in ("media", "file")}
+
+
 def bulky_types() -> set[str]:
     """Types too bulky to keep once their consumers are done (audio, frames)."""
     return {t.name for t in _TYPES.values() if t.bulky}

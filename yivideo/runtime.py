@@ -24,7 +24,9 @@ from typing import Any
 
 import ray
 
+from yivideo.datatypes import file_types
 from yivideo.errors import Cancelled, ResourceUnavailable, SettingsMismatch
+from yivideo.media.handle import MediaHandle, is_uri, resolve
 from yivideo.models_catalogue import validation_context
 from yivideo.nodes import NodeContext, all_services, get_node, get_service
 from yivideo.security.auth import AuthSettings
@@ -291,6 +293,7 @@ class ServiceHost:
         spec = get_node(node)
         values = iter(upstream)
         kwargs = {name: next(values)[k] if k else literal for name, k, literal in bindings}
+        sent = self._localise(spec.inputs, kwargs)
         ctx = NodeContext(
             workflow_id, stage,
             report=lambda f, m: self._tell("report_progress", workflow_id, stage, f, m),
@@ -309,6 +312,45 @@ class ServiceHost:
         missing = set(spec.outputs) - set(outputs)
         if missing:
             raise RuntimeError(f"node {node} did not return {sorted(missing)}")
-        meta = {"began": began, "compute_s": time.time() - began, "artifacts": ctx.artifacts,
+        self._globalise(spec.outputs, outputs, sent)
+        meta = {"began": began, "compute_s": time.time() - began,
+                "artifacts": {k: _shareable(v) for k, v in ctx.artifacts.items()},
                 "pid": os.getpid()}
         return meta, outputs
+
+    def _localise(self, types: dict[str, str], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Media inputs (URIs, handles) as local files, in place; ``{path: what it was}``.
+
+        Nodes of a cluster share no folder: the media travels through the object store
+        and is written once per node into its cache, so a service always gets a path.
+        """
+        sent: dict[str, Any] = {}
+        for name, value in kwargs.items():
+            if isinstance(value, MediaHandle) or (is_uri(value) and types[name] in file_types()):
+                path = str(resolve(value, self.settings.storage_dir, self.settings.namespace))
+                sent[path], kwargs[name] = value, path
+        return sent
+
+    def _globalise(self, types: dict[str, str], outputs: dict[str, Any], sent: dict[str, Any]
+                   ) -> None:
+        """Media outputs given as local paths, in place, as something any node can read:
+        an input passed through is what it came as; a file this node made, a handle."""
+        for name, dtype in types.items():
+            value = outputs.get(name)
+            if dtype not in file_types() or not isinstance(value, str):
+                continue
+            if value in sent:
+                outputs[name] = sent[value]
+            elif os.path.isfile(value):
+                outputs[name] = MediaHandle.from_file(value, namespace=self.settings.namespace)
+
+
+#: Artifacts from this size on travel as arrays: the controller reads them zero-copy from
+#: the object store into the artifact file, never as a copy in its own heap.
+_LARGE = 1 << 20
+
+
+def _shareable(data: bytes) -> Any:
+    import numpy as np
+
+    return np.frombuffer(data, np.uint8) if len(data) >= _LARGE else data

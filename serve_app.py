@@ -35,6 +35,7 @@ from yivideo.engine import get_controller
 from yivideo.errors import YiVideoError
 from yivideo.media.handle import inputs_to_handles
 from yivideo.nodes import all_services
+from yivideo.openai_api import openai_router
 from yivideo.recipes import list_capabilities
 from yivideo.runtime import actor_name
 from yivideo.security.auth import ANONYMOUS, Principal, authenticate
@@ -166,6 +167,8 @@ def _caller(
 
 
 Caller = Annotated[Principal, Depends(_caller)]
+# OpenAI-compatible POST /v1/chat/completions (the llm service's local model), same caller
+api.include_router(openai_router(_caller))
 
 #: What a service's health may say that belongs to some caller's workflows.
 _PRIVATE_HEALTH = ("stopped",)

@@ -196,10 +196,10 @@ def test_recipes_wire_ocr_erase_translate_burn():
                            "workflow_config": recipes["replace-subs"]}, local_paths=True)
     stages = plan.stages
     assert stages["translate"].bindings["transcript"].stage == "ocr"
-    assert stages["subtitles"].bindings["transcript"].stage == "translate"
+    assert stages["subtitles_translated"].bindings["transcript"].stage == "translate"
     burn = stages["burn"]
     assert burn.node.name == "subtitle.burn" and burn.params["name"] == "replaced.mp4"
     # the new subtitles are drawn on the erased video, not on the original
     assert (burn.bindings["video"].stage, burn.bindings["events"].stage) == (
-        "inpaint", "subtitles")
-    assert set(stages["subtitles"].params["formats"]) >= {"srt", "ass"}
+        "inpaint", "subtitles_translated")
+    assert set(stages["subtitles_translated"].params["formats"]) >= {"srt", "ass"}

@@ -41,6 +41,9 @@ class RemoveParams(Params):
                                        "shadow; None: from the frame height")
     pad: float = Field(0.1, ge=0, le=2, description="seconds looked at before and after "
                                                     "each subtitle event")
+    threads: int | None = Field(
+        None, ge=1, le=64, description="frames inpainted at once (OpenCV works outside the "
+                                       "GIL); None: one per CPU of the node")
     crf: int = Field(18, ge=0, le=51, description="x264 quality of the re-encoded video")
     preset: str = Field("veryfast", pattern=r"^[a-z]+$", description="x264 preset")
     name: str = Field("clean.mp4", pattern=r"^[A-Za-z0-9_.-]+\.(mp4|mkv|mov)$")
@@ -91,7 +94,8 @@ class InpaintService(Service):
                     stats = remove_subtitles(
                         video, part, band, event_windows(spans, params.pad),
                         method=params.method, grow=params.grow, temporal=params.temporal,
-                        crf=params.crf, preset=params.preset, mask_video=mask,
+                        crf=params.crf, preset=params.preset, threads=params.threads,
+                        mask_video=mask,
                         progress=ctx.progress)  # fmt: skip
                     report.update(stats.to_dict())
                     if mask is not None:

@@ -12,8 +12,11 @@ The video is re-encoded with libx264 at the same timestamps; audio packets are c
 
 from __future__ import annotations
 
+import os
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -25,8 +28,11 @@ from yivideo.errors import MediaError
 from yivideo.hardsub.signature import text_mask
 from yivideo.media import Band, open_video
 
-Method = Literal["telea", "ns", "patchmatch"]
-METHODS: tuple[str, ...] = ("telea", "ns", "patchmatch")
+Method = Literal["telea", "ns", "patchmatch", "onnx"]
+METHODS: tuple[str, ...] = ("telea", "ns", "patchmatch", "onnx")
+#: A learned inpainter (:mod:`yivideo.inpaint_models`): BGR band and mask (255: hole) in,
+#: the filled BGR band out.
+BgrInpainter = Callable[[np.ndarray, np.ndarray], np.ndarray]
 #: A progress callback: fraction in [0, 1] and a message.
 Progress = Callable[[float, str], None]
 
@@ -60,6 +66,33 @@ def inpaint(bgr: np.ndarray, mask: np.ndarray, method: Method, radius: int = 3) 
         return cv2.cvtColor(np.ascontiguousarray(out), cv2.COLOR_RGB2BGR)
     flag = cv2.INPAINT_TELEA if method == "telea" else cv2.INPAINT_NS
     return cv2.inpaint(bgr, mask, radius, flag)
+
+
+def inpaint_i420(i420: np.ndarray, mask: np.ndarray, method: Method, radius: int = 3,
+                 model: BgrInpainter | None = None) -> np.ndarray:  # fmt: skip
+    """An I420 band (``(h * 3 / 2, w)``) with its masked pixels filled; a new array.
+
+    OpenCV's methods fill the planes as they are: luma at full size, the two chroma planes
+    together at half size (where any of their 2x2 pixels is masked) with half the radius,
+    the same reach in the picture. That is about half the work of filling a BGR image and
+    needs no colour conversion. PatchMatch and models fill a BGR image.
+    """
+    h, w = mask.shape
+    if method in ("telea", "ns"):
+        flag = cv2.INPAINT_TELEA if method == "telea" else cv2.INPAINT_NS
+        out = np.empty_like(i420)
+        out[:h] = cv2.inpaint(np.ascontiguousarray(i420[:h]), mask, radius, flag)
+        chroma, half = i420[h:].reshape(2, h // 2, w // 2), _half(mask)
+        # cv2.inpaint takes one or three channels: U, V and U again.
+        uvu = cv2.inpaint(cv2.merge([chroma[0], chroma[1], chroma[0]]), half,
+                          max(1, (radius + 1) // 2), flag)
+        filled = out[h:].reshape(2, h // 2, w // 2)
+        filled[0], filled[1] = uvu[..., 0], uvu[..., 1]
+        return out
+    bgr = cv2.cvtColor(i420, cv2.COLOR_YUV2BGR_I420)
+    done = model(bgr, mask) if method == "onnx" and model is not None else inpaint(
+        bgr, mask, method, radius)
+    return cv2.cvtColor(done, cv2.COLOR_BGR2YUV_I420)
 
 
 def even_band(band: Band, width: int, height: int) -> Band:
@@ -107,15 +140,23 @@ class Planes:
 
 
 class BandCleaner:
-    """Removes subtitle text from the band of successive frames (keeps temporal state)."""
+    """Removes subtitle text from the band of successive frames (keeps temporal state).
+
+    :meth:`prepare` works through the frames in order (masks, temporal fill); the spatial
+    fill it returns is independent of every other frame, so several may run at once.
+    """
 
     def __init__(self, band: Band, method: Method = "telea", grow: int = 4,
-                 temporal: int = 0, radius: int = 3) -> None:  # fmt: skip
-        """``temporal``: how many frames back a background pixel may be taken from (0: off)."""
+                 temporal: int = 0, radius: int = 3,
+                 model: BgrInpainter | None = None) -> None:  # fmt: skip
+        """``temporal``: how many frames back a background pixel may be taken from (0: off);
+        ``model``: the learned inpainter that the ``onnx`` method runs."""
         if method not in METHODS:
             raise ValueError(f"unknown inpainting method {method!r} (known: {METHODS})")
+        if method == "onnx" and model is None:
+            raise ValueError("the onnx inpainting method needs a model")
         self.band, self.method, self.grow = band, method, grow
-        self.temporal, self.radius = temporal, radius
+        self.temporal, self.radius, self.model = temporal, radius, model
         h, w = band.y1 - band.y0, band.x1 - band.x0
         self._last: np.ndarray | None = None  # band as I420 crop, last clean value per pixel
         self._age = np.full((h, w), np.iinfo(np.int32).max // 2, np.int32)
@@ -142,8 +183,11 @@ class BandCleaner:
         self._age[mask == 0] = 0
         self._age[mask > 0] += 1
 
-    def clean(self, p: Planes, active: bool) -> np.ndarray | None:
-        """Erase the text in ``p``'s band in place when ``active``; the mask (or None)."""
+    def prepare(self, p: Planes, active: bool) -> Fill | None:
+        """The mask of ``p``'s band and what fills it (None: nothing to erase).
+
+        Call it for every frame in order; temporal fill is applied here.
+        """
         crops = self._crop(p)
         # With temporal fill the text is masked in every frame, so that text shown outside
         # the event windows is never remembered as background.
@@ -161,22 +205,48 @@ class BandCleaner:
             rows = _i420_mask(recent)
             i420[rows] = self._last[rows]
             hole = np.where(recent, 0, mask).astype(np.uint8)
-        if hole.any():
-            bgr = cv2.cvtColor(i420, cv2.COLOR_YUV2BGR_I420)
-            filled = cv2.cvtColor(inpaint(bgr, hole, self.method, self.radius),
-                                  cv2.COLOR_BGR2YUV_I420)
-            rows = _i420_mask(hole > 0)
+        return Fill(self, crops, i420, mask, hole)
+
+    def clean(self, p: Planes, active: bool) -> np.ndarray | None:
+        """Erase the text in ``p``'s band in place when ``active``; the mask (or None)."""
+        fill = self.prepare(p, active)
+        return fill.run() if fill is not None else None
+
+
+@dataclass
+class Fill:
+    """The spatial fill of one frame's band, written into its planes by :meth:`run`."""
+
+    cleaner: BandCleaner
+    crops: tuple[np.ndarray, np.ndarray, np.ndarray]  # views into the frame's planes
+    i420: np.ndarray  # the band, temporal fill applied
+    mask: np.ndarray  # every pixel that changes
+    hole: np.ndarray  # the pixels still to fill spatially
+
+    def run(self) -> np.ndarray:
+        """Fill the hole and write the masked pixels into the frame; the mask."""
+        c, i420, mask = self.cleaner, self.i420, self.mask
+        if self.hole.any():
+            filled = inpaint_i420(i420, self.hole, c.method, c.radius, c.model)
+            rows = _i420_mask(self.hole > 0)
             i420[rows] = filled[rows]
         # Only masked pixels change: the rest of the band stays exactly as decoded.
         h, w = mask.shape
-        y, u, v = crops
+        y, u, v = self.crops
         on = mask > 0
         y[on] = i420[:h][on]
-        half = on.reshape(h // 2, 2, w // 2, 2).any(axis=(1, 3))
+        half = _half(mask) > 0
         chroma = i420[h:].reshape(2, h // 2, w // 2)
         u[half] = chroma[0][half]
         v[half] = chroma[1][half]
         return mask
+
+
+def _half(mask: np.ndarray) -> np.ndarray:
+    """A band mask at chroma size: 255 where any of the 2x2 pixels is set."""
+    top, bottom = np.maximum(mask[0::2, 0::2], mask[0::2, 1::2]), np.maximum(
+        mask[1::2, 0::2], mask[1::2, 1::2])
+    return np.maximum(top, bottom)
 
 
 def _i420(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -188,12 +258,12 @@ def _i420(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
 def _i420_mask(mask: np.ndarray) -> np.ndarray:
     """A band mask as a mask of the I420 array: chroma where any of its 2x2 pixels is set."""
     h, w = mask.shape
-    half = mask.reshape(h // 2, 2, w // 2, 2).any(axis=(1, 3))
-    return np.concatenate([mask.ravel(), half.ravel(), half.ravel()]).reshape(h * 3 // 2, w)
+    half = _half(mask.view(np.uint8)).ravel()
+    return np.concatenate([mask.ravel(), half, half]).reshape(h * 3 // 2, w) > 0
 
 
-#: (decoded frame, its cleaned planes, the band's mask or None)
-Cleaned = tuple[Any, Planes, np.ndarray | None]
+#: (decoded frame, its cleaned planes or None where not looked at, the band's mask or None)
+Cleaned = tuple[Any, Planes | None, np.ndarray | None]
 
 
 @dataclass
@@ -217,49 +287,91 @@ class Removal:
                 "seconds_per_frame": round(self.seconds_per_frame, 5)}
 
 
+def default_threads() -> int:
+    """Frames filled at once: one per CPU of this machine."""
+    return max(1, os.cpu_count() or 1)
+
+
+def _run(fill: Fill) -> tuple[np.ndarray, float]:
+    began = time.perf_counter()
+    return fill.run(), time.perf_counter() - began
+
+
 def clean_frames(path: str | Path, band: Band, windows: list[tuple[float, float]], *,
                  method: Method = "telea", grow: int | None = None, temporal: int = 0,
+                 model: BgrInpainter | None = None, threads: int = 1,
                  stats: Removal | None = None) -> Iterator[Cleaned]:  # fmt: skip
-    """(decoded frame, its cleaned planes, band mask or None) for every frame of ``path``.
+    """(decoded frame, its planes or None, band mask or None) for every frame of ``path``.
 
-    Only frames whose time lies in ``windows`` are looked at; the planes of every other
-    frame are the decoded pixels, untouched.
+    Only frames whose time lies in ``windows`` (with temporal fill: every frame) are
+    converted to planes and looked at; the planes are None for the others, whose pixels are
+    the decoded ones. Up to ``threads`` frames are filled at once (OpenCV and onnxruntime
+    let go of the GIL while they work); frames come out in order.
     """
     import av
 
     stats = stats if stats is not None else Removal()
-    with open_video(path) as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        ctx = stream.codec_context
-        area = even_band(band, ctx.width, ctx.height)
-        cleaner = BandCleaner(area, method, auto_grow(ctx.height) if grow is None else grow,
-                              temporal)
-        try:
-            for frame in container.decode(stream):
-                t = float(frame.time) if frame.time is not None else 0.0
-                planes = Planes.of(frame)
-                began = time.perf_counter()
-                mask = cleaner.clean(planes, in_windows(t, windows))
-                stats.seconds += time.perf_counter() - began
-                stats.frames += 1
-                if mask is not None and mask.any():
-                    stats.masked_frames += 1
-                    stats.masked_pixels += int(np.count_nonzero(mask))
-                yield frame, planes, mask
-        except av.FFmpegError as e:
-            raise MediaError(f"cannot decode frames of {path}: {e}") from None
+    pool = ThreadPoolExecutor(threads) if threads > 1 else None
+    pending: deque[tuple[Any, Planes | None, Future | None]] = deque()
+
+    def finish() -> Cleaned:
+        frame, planes, job = pending.popleft()
+        mask = None
+        if job is not None:
+            mask, seconds = job.result()
+            stats.seconds += seconds
+            stats.masked_frames += 1
+            stats.masked_pixels += int(np.count_nonzero(mask))
+        return frame, planes, mask
+
+    try:
+        with open_video(path) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            ctx = stream.codec_context
+            area = even_band(band, ctx.width, ctx.height)
+            cleaner = BandCleaner(area, method, auto_grow(ctx.height) if grow is None else grow,
+                                  temporal, model=model)
+            try:
+                for frame in container.decode(stream):
+                    stats.frames += 1
+                    active = in_windows(float(frame.time or 0.0), windows)
+                    planes = Planes.of(frame) if active or temporal else None
+                    began = time.perf_counter()
+                    fill = cleaner.prepare(planes, active) if planes is not None else None
+                    stats.seconds += time.perf_counter() - began
+                    job: Future | None = None
+                    if fill is not None:
+                        if pool is None:
+                            job = Future()
+                            job.set_result(_run(fill))
+                        else:
+                            job = pool.submit(_run, fill)
+                    pending.append((frame, planes, job))
+                    # Keep every worker busy, and no more frames in memory than that needs.
+                    while len(pending) > 2 * threads or (pending and (
+                            pending[0][2] is None or pending[0][2].done())):
+                        yield finish()
+                while pending:
+                    yield finish()
+            except av.FFmpegError as e:
+                raise MediaError(f"cannot decode frames of {path}: {e}") from None
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
 
 
 def remove_subtitles(src: str | Path, dst: str | Path, band: Band,
                      windows: list[tuple[float, float]], *, method: Method = "telea",
                      grow: int | None = None, temporal: int = 0, crf: int = 18,
-                     preset: str = "veryfast", mask_video: str | Path | None = None,
+                     preset: str = "veryfast", model: BgrInpainter | None = None,
+                     threads: int | None = None, mask_video: str | Path | None = None,
                      progress: Progress | None = None) -> Removal:  # fmt: skip
     """Write ``dst``: ``src`` with the subtitle text in ``band`` erased during ``windows``.
 
     Video is re-encoded (libx264 at ``crf``/``preset``) frame for frame with the source's
-    timestamps; audio packets are copied. ``mask_video``: also write the band's masks.
+    timestamps; audio packets are copied. ``threads``: frames inpainted at once (None: one
+    per CPU). ``mask_video``: also write the band's masks.
     """
     import av
 
@@ -281,15 +393,14 @@ def remove_subtitles(src: str | Path, dst: str | Path, band: Band,
             masks = _MaskWriter(mask_video, area, rate, vin.time_base) if mask_video else None
             try:
                 frames = clean_frames(src, area, windows, method=method, grow=grow,
-                                      temporal=temporal, stats=stats)
+                                      temporal=temporal, model=model,
+                                      threads=threads or default_threads(), stats=stats)
                 # Audio is copied packet by packet from its own demuxer, kept just ahead of
                 # the video so the muxer can interleave them.
                 packets = inp.demux(ain) if ain is not None else iter(())
                 pending = next(packets, None)
                 for frame, planes, mask in frames:
-                    new = av.VideoFrame.from_ndarray(planes.data, format="yuv420p")
-                    new.pts, new.time_base = frame.pts, frame.time_base
-                    for packet in vout.encode(new):
+                    for packet in vout.encode(_to_encode(frame, planes, mask)):
                         out.mux(packet)
                     t = float(frame.time or 0.0)
                     while pending is not None and (pending.pts is None
@@ -316,6 +427,20 @@ def remove_subtitles(src: str | Path, dst: str | Path, band: Band,
     if progress:
         progress(1.0, f"{stats.masked_frames}/{stats.frames} frames cleaned")
     return stats
+
+
+def _to_encode(frame: Any, planes: Planes | None, mask: np.ndarray | None) -> Any:
+    """The frame to encode: the decoded one where nothing changed (no copy), else a new one."""
+    import av
+
+    if mask is None or planes is None:
+        if frame.format.name != "yuv420p":
+            frame = frame.reformat(format="yuv420p")
+        frame.pict_type = 0  # let x264 choose the frame type, not repeat the source's
+        return frame
+    new = av.VideoFrame.from_ndarray(planes.data, format="yuv420p")
+    new.pts, new.time_base = frame.pts, frame.time_base
+    return new
 
 
 class _MaskWriter:

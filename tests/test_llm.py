@@ -9,27 +9,49 @@ Model calls are few (about a second each on 2 cores). The lines were chosen beca
 
 from __future__ import annotations
 
+import copy
 import json
+import re
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import pysubs2
 import pytest
+import sacrebleu
 
 import yivideo
-from actors.llm import LLMService, ProofreadParams, ProviderError, TranslateParams
+from actors.llm import (
+    LLMService,
+    ProofreadParams,
+    ProviderError,
+    SummaryParams,
+    TranslateParams,
+    WriteTranslationParams,
+)
 from yivideo.errors import ConfigError
 from yivideo.llm_models import DEFAULT_LLM, available_llms, resolve_llm
 from yivideo.nodes import NodeContext
 from yivideo.recipes import named_recipes
+from yivideo.security.auth import new_api_key
 from yivideo.settings import Settings
+from yivideo.subtitles import SegmentationRules
 from yivideo.subtitles.answers import check_answer, rewrite_problem, script_problem, scripts_in
 from yivideo.subtitles.formats import read_transcript
+from yivideo.subtitles.layout import text_width
+from yivideo.testmedia import SENTENCES_ZH, SENTENCES_ZH_EN, make_video
 from yivideo.types import Segment, Transcript
 from yivideo.workflow import compile_config
 
 ZH = ["你好", "谢谢你的帮助。", "我不知道他在哪里。"]
+#: Burnt-in lines of the translate test, and a system prompt for the chat endpoint
+TEST_LINES = 4
+SYSTEM_EN = "Translate the user's text into English. Reply with the translation only."
+#: YiVideo's own example config, its proofreading on a hosted provider
+SEED_CONFIG = {"subtitle_generation": {"strategy": "asr", "provider": "faster_whisper"},
+               "subtitle_refinement": {"strategy": "llm_proofread", "provider": "gemini"}}
 
 
 def _transcript(lines: list[str], language: str = "zh") -> Transcript:
@@ -190,8 +212,8 @@ def _reply(text: str) -> tuple[int, dict[str, Any]]:
 
 
 def _openai(**kw: Any) -> TranslateParams:
-    return TranslateParams(provider="openai", api_model="qwen-local",
-                           api_key_env="TEST_LLM_API_KEY", threads=2, **kw)
+    return TranslateParams(**{"provider": "openai", "api_model": "qwen-local",
+                              "api_key_env": "TEST_LLM_API_KEY", "threads": 2, **kw})
 
 
 def test_openai_provider_retries_a_429_then_succeeds(service, server):
@@ -206,7 +228,7 @@ def test_openai_provider_retries_a_429_then_succeeds(service, server):
 
     srv = server(answer)
     ctx = NodeContext(stage="translate")
-    out = service.translate(ctx, _openai(price_input_per_mtok=1.0, price_output_per_mtok=2.0),
+    out = service.translate(ctx, _openai(price_input_per_1k=1.0, price_output_per_1k=2.0),
                             _transcript(ZH[:1]))["transcript"]
     assert "hello" in out.segments[0].text.lower()
     assert len(srv.bodies) == 2 and srv.bodies[0]["model"] == "qwen-local"
@@ -256,37 +278,200 @@ def test_recipes_wire_translation_after_the_transcript_source():
     plan = compile_config({"inputs": {"subtitle_file": "/a.srt"},
                            "workflow_config": named_recipes()["translate-subtitles"]})
     assert plan.stages["translate"].upstream == {"transcript"}
-    assert plan.stages["subtitles"].upstream == {"translate"}
+    assert plan.stages["subtitles"].upstream == {"transcript"}  # the source, as it was
     assert plan.stages["subtitles"].params["keep_segments"] is True
-    plan = compile_config(yivideo.build_request("subtitles-translated", "/v.mp4"))
-    assert plan.stages["translate"].upstream == {"asr"}
-    assert plan.stages["subtitles"].upstream == {"translate"}
+    assert plan.stages["subtitles_translated"].upstream == {"translate"}
+    # `translate`: ASR by default, burnt-in subtitles with the OCR strategy; the source's
+    # files come from the source, the translated ones from the translation
+    for extra, source in (([], "asr"), (["subtitle_generation.strategy=ocr"], "ocr")):
+        plan = compile_config(yivideo.build_request("translate", "/v.mp4", extra))
+        assert plan.stages["translate"].upstream == {source}
+        assert plan.stages["subtitles"].upstream == {source}
+        assert plan.stages["subtitles_translated"].upstream == {"translate"}
+    assert named_recipes()["subtitles-translated"] == named_recipes()["translate"]
     # YiVideo's own example config, proofreading with the local model
-    plan = compile_config({"video_path": "/v.mp4", "workflow_config": {
-        "subtitle_generation": {"strategy": "asr", "provider": "faster_whisper"},
-        "subtitle_refinement": {"strategy": "llm_proofread", "provider": "local"}}})
+    plan = compile_config({"video_path": "/v.mp4", "workflow_config": SEED_CONFIG})
     assert plan.stages["proofread"].upstream == {"asr"}
     assert plan.stages["subtitles"].upstream == {"proofread"}
     plan = compile_config({"video_path": "/v.mp4", "workflow_config": {
         "subtitle_generation": {}, "subtitle_proofreading": {"provider": "gemini"},
-        "subtitle_translation": {"provider": "deepseek", "target_language": "ja"}}})
+        "subtitle_translation": {"provider": "deepseek", "target_language": "ja"},
+        "summary": {"provider": "local"}}})
     assert plan.stages["translate"].upstream == {"proofread"}
     assert plan.stages["translate"].params["provider"] == "deepseek"
     assert plan.stages["proofread"].params["provider"] == "gemini"
+    assert plan.stages["summary"].upstream == {"translate"}  # summarised in the target
 
 
 def test_translate_subtitles_workflow_from_an_srt(ray_cluster, tmp_path):
     srt = tmp_path / "zh.srt"
     srt.write_text("1\n00:00:01,000 --> 00:00:02,500\n你好\n\n"
                    "2\n00:00:03,200 --> 00:00:05,000\n谢谢你的帮助。\n", encoding="utf-8")
-    request = yivideo.build_request("translate-subtitles")
+    request = yivideo.build_request("translate-subtitles", overrides={
+        "subtitle_translation.bilingual": True})
     request["inputs"] = {"subtitle_file": str(srt)}
     result = yivideo.run(request, out=tmp_path / "out")
     assert result.status == "succeeded", result.state["error"]
-    out = read_transcript(tmp_path / "out" / "subtitles.srt")
-    assert [(s.start, s.end) for s in out.segments] == [(1.0, 2.5), (3.2, 5.0)]
-    assert "hello" in out.segments[0].text.lower()
-    assert all("han" not in scripts_in(s.text) for s in out.segments)
-    assert (tmp_path / "out" / "subtitles.vtt").is_file()
+    source = read_transcript(tmp_path / "out" / "subtitles.srt")
+    assert [s.text for s in source.segments] == ["你好", "谢谢你的帮助。"]
+    out = pysubs2.load(str(tmp_path / "out" / "subtitles.en.srt"))
+    assert [(e.start, e.end) for e in out] == [(1000, 2500), (3200, 5000)]
+    # bilingual: the source line above its translation
+    assert [e.text.split("\\N")[0] for e in out] == ["你好", "谢谢你的帮助。"]
+    english = [e.text.split("\\N", 1)[1] for e in out]
+    assert "hello" in english[0].lower()
+    assert all("han" not in scripts_in(t) for t in english)
+    assert (tmp_path / "out" / "subtitles.en.vtt").is_file()
     report = json.loads((tmp_path / "out" / "translate.llm.json").read_text())
     assert report["requests"] >= 2 and report["failed_lines"] == []
+
+
+# ---- translated subtitle files, settings, summary (no Ray)
+
+
+def test_translated_events_keep_count_and_times_and_follow_the_layout(service):
+    source = _transcript(["今天天气很好。", "好", "我们去公园散步吧。"])
+    long = "We are going to take a long walk in the park if the weather stays nice"
+    english = replace(source, language="en", segments=[
+        replace(source.segments[0], text="The weather is nice today."),
+        replace(source.segments[1], text="OK"), replace(source.segments[2], text=long)])
+    rules = SegmentationRules()
+    ctx = NodeContext(stage="subtitles_translated")
+    params = WriteTranslationParams(target_language="en", formats=["srt", "json"])
+    events = service.write_translation(ctx, params, english, source)["events"]
+    assert set(ctx.artifacts) == {"subtitles.en.srt", "subtitles.en.json"}
+    assert [(e.start, e.end) for e in events] == [(s.start, s.end) for s in source.segments]
+    assert events[2].lines != [long] and len(events[2].lines) <= rules.max_lines
+    assert all(text_width(line, rules) <= rules.max_chars_per_line for line in events[2].lines)
+    assert " ".join(events[2].lines) == long  # laid out again, no word lost or added
+    bilingual = service.write_translation(
+        NodeContext(), params.model_copy(update={"bilingual": True}), english, source)["events"]
+    assert [e.lines[0] for e in bilingual] == [s.text for s in source.segments]
+    assert [e.lines[1:] for e in bilingual] == [e.lines for e in events]
+    with pytest.raises(ConfigError, match="bilingual"):
+        service.write_translation(NodeContext(), params.model_copy(update={"bilingual": True}),
+                                  english, None)
+
+
+def test_llm_settings_hold_the_presets_and_the_configs_overrides(monkeypatch):
+    default = Settings().llm.providers
+    assert set(default) == {"openai", "deepseek", "gemini", "zhipu", "ollama", "vllm"}
+    assert default["gemini"].key_env == "GEMINI_API_KEY"
+    assert default["deepseek"].price_input_per_1k > 0
+    settings = Settings(llm={"providers": {"deepseek": {"base_url": "http://10.0.0.5/v1",
+                                                        "price_input_per_1k": 0.5}}})
+    deepseek = settings.llm.providers["deepseek"]
+    assert (deepseek.base_url, deepseek.key_env, deepseek.price_input_per_1k) == (
+        "http://10.0.0.5/v1", "DEEPSEEK_API_KEY", 0.5)  # the rest stays the preset's
+    assert "10.0.0.5" in LLMService.identity(settings, {"provider": "deepseek"})
+    with pytest.raises(ValueError, match="unknown provider.*claude"):
+        Settings(llm={"providers": {"claude": {"base_url": "http://x/v1"}}})
+
+
+def test_summary_has_ordered_chapters_within_the_media(service):
+    lines = ["今天我们去公园散步。", "公园里有很多花。", "孩子们在踢足球。",
+             "中午我们在饭店吃饭。", "这家饭店的菜很好吃。", "晚上我们回家看电影。"]
+    transcript = Transcript("zh", 1.0, 95.0, [Segment(2.0 + 15.0 * i, 8.5 + 15.0 * i, t)
+                                              for i, t in enumerate(lines)])
+    ctx = NodeContext(stage="summary")
+    service.summarize(ctx, SummaryParams(language="en", max_chapters=3, threads=2), transcript)
+    result = json.loads(ctx.artifacts["summary.json"])
+    assert result["language"] == "en" and result["summary"]
+    assert "han" not in scripts_in(result["summary"])
+    chapters = result["chapters"]
+    assert len(chapters) == 3 and all(c["title"] for c in chapters)
+    starts = [c["start"] for c in chapters]
+    assert starts == sorted(starts) and len(set(starts)) == 3
+    assert all(0 <= c["start"] < c["end"] <= transcript.duration for c in chapters)
+    assert [c["end"] for c in chapters[:-1]] == starts[1:]  # no gap, no overlap
+    markdown = ctx.artifacts["summary.md"]
+    assert markdown.startswith("# Summary") and "0:00 " in markdown
+    assert all(c["title"] in markdown for c in chapters)
+
+
+# ---- on Ray: burnt-in Chinese -> English, the example config, the chat endpoint
+
+
+def test_translate_recipe_reads_burnt_in_chinese_into_english(ray_cluster, tmp_path):
+    """OCR of generated burnt-in Chinese subtitles whose English is known -> `translate`."""
+    truth = make_video(tmp_path / "zh.mp4", lang="zh", sentences=SENTENCES_ZH[:TEST_LINES],
+                       speech=False)
+    request = yivideo.build_request("translate", truth.video,
+                                    ["subtitle_generation.strategy=ocr"])
+    result = yivideo.run(request, out=tmp_path / "out")
+    assert result.status == "succeeded", result.state["error"]
+    out = tmp_path / "out"
+    source = pysubs2.load(str(out / "subtitles.srt"))
+    english = pysubs2.load(str(out / "subtitles.en.srt"))
+    assert len(source) == len(truth.subtitles) == len(english)
+    assert [(e.start, e.end) for e in english] == [(e.start, e.end) for e in source]
+    texts = [e.plaintext.replace("\n", " ") for e in english]
+    assert not any(re.search(r"[\u3400-\u9fff]", t) for t in texts), texts
+    chrf = sacrebleu.corpus_chrf(texts, [SENTENCES_ZH_EN[:TEST_LINES]]).score
+    assert chrf >= 45, (chrf, texts)
+    assert all((out / f"subtitles.en.{fmt}").is_file() for fmt in ("vtt", "ass", "json"))
+
+
+def test_the_example_config_fails_clearly_without_a_key_and_runs_locally(
+        ray_cluster, sample, tmp_path, monkeypatch):
+    monkeypatch.delenv("GEMINI_API_KEY", raising=False)
+    result = yivideo.run({"video_path": sample.video, "workflow_config": SEED_CONFIG},
+                         out=tmp_path / "gemini")
+    assert result.status == "failed"
+    error = result.state["error"]
+    assert error["stage"] == "proofread" and "GEMINI_API_KEY" in error["message"]
+    local = copy.deepcopy(SEED_CONFIG)
+    local["subtitle_refinement"]["provider"] = "local"
+    result = yivideo.run({"video_path": sample.video, "workflow_config": local},
+                         out=tmp_path / "local")
+    assert result.status == "succeeded", result.state["error"]
+    out = read_transcript(tmp_path / "local" / "subtitles.srt")
+    assert len(out.segments) >= len(sample.subtitles) // 2
+    report = json.loads((tmp_path / "local" / "proofread.llm.json").read_text())
+    assert report["provider"] == "local" and report["requests"] >= 1
+
+
+@pytest.fixture(scope="module")
+def own_endpoint(ray_cluster) -> Iterator[tuple[str, str]]:
+    """The project's own ingress with auth on: (its /v1 URL, a valid API key)."""
+    from ray import serve
+
+    from serve_app import build_app
+
+    key, entry = new_api_key("translator")
+    serve.start(http_options={"host": "127.0.0.1", "port": 8000})
+    serve.run(build_app({"auth": {"enabled": True, "api_keys": [entry.model_dump()]}}),
+              name="llm-openai", route_prefix="/llm-openai")
+    yield "http://127.0.0.1:8000/llm-openai/v1", key
+    serve.delete("llm-openai")
+
+
+def test_chat_completions_endpoint_answers_the_openai_client(own_endpoint):
+    from openai import OpenAI
+
+    url, key = own_endpoint
+    client = OpenAI(base_url=url, api_key=key, max_retries=0, timeout=120)
+    out = client.chat.completions.create(model=DEFAULT_LLM, max_tokens=16, temperature=0,
+                                         messages=[{"role": "system", "content": SYSTEM_EN},
+                                                   {"role": "user", "content": "你好"}])
+    assert "hello" in out.choices[0].message.content.lower()
+    assert out.object == "chat.completion" and out.choices[0].finish_reason in ("stop",
+                                                                                 "length")
+    assert out.usage.prompt_tokens > 0 and out.usage.completion_tokens > 0
+    with pytest.raises(Exception, match="401"):  # no key at all
+        OpenAI(base_url=url, api_key="none", max_retries=0).models.list()
+
+
+def test_openai_provider_against_the_projects_own_endpoint(service, own_endpoint,
+                                                           monkeypatch):
+    url, key = own_endpoint
+    monkeypatch.setenv("OPENAI_BASE_URL", url)
+    monkeypatch.setenv("TEST_LLM_API_KEY", key)
+    params = _openai(api_model=DEFAULT_LLM, max_retries=1)
+    ctx = NodeContext(stage="translate")
+    out = service.translate(ctx, params, _transcript(ZH[:1]))["transcript"]
+    assert "hello" in out.segments[0].text.lower()
+    assert _report(ctx)["prompt_tokens"] > 0  # the endpoint's own usage
+    monkeypatch.setenv("TEST_LLM_API_KEY", "yv_wrong-key")
+    with pytest.raises(ProviderError, match=r"refused the key in TEST_LLM_API_KEY \(401\)"):
+        service.translate(NodeContext(), params, _transcript(ZH[:1]))

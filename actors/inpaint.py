@@ -1,4 +1,4 @@
-"""Burnt-in subtitle removal: the ``inpaint.remove_subtitles`` node (CPU, OpenCV/PatchMatch).
+"""Burnt-in subtitle removal: the ``inpaint.remove_subtitles`` node (OpenCV, PatchMatch, ONNX).
 
 The OCR service says where the subtitle band is (``ocr.detect_band``) and when each
 subtitle shows (``ocr.extract_subtitles``); this service erases the text there frame by
@@ -18,11 +18,12 @@ import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 import actors.ocr  # noqa: F401  (registers the 'band' type this service takes)
+from yivideo.inpaint_models import INPAINT_MODELS, Range, resolve_inpainter
 from yivideo.media import Band
-from yivideo.nodes import NodeContext, Params, Service, node, register_service
+from yivideo.nodes import ModelName, NodeContext, Params, Service, node, register_service
 from yivideo.recipes import OUTPUT, Step, capability, recipe
 from yivideo.types import Transcript
 
@@ -30,9 +31,20 @@ log = logging.getLogger(__name__)
 
 
 class RemoveParams(Params):
-    method: Literal["telea", "ns", "patchmatch"] = Field(
+    method: Literal["telea", "ns", "patchmatch", "onnx"] = Field(
         "telea", description="spatial inpainting: OpenCV Telea or Navier-Stokes (fast), "
-                             "PatchMatch (copies texture; ~50x slower)")
+                             "PatchMatch (copies texture; ~50x slower), or an ONNX model")
+    model: ModelName(INPAINT_MODELS) | None = Field(
+        None, description="the onnx method's model: '<name>.onnx' in the operator's "
+                          "model folders (LaMa, MI-GAN and the like)")
+    model_size: int | None = Field(
+        None, ge=8, le=4096, description="square input side of the model; None: the "
+                                         "graph's own, or any size")
+    model_range: Range = Field("0..1", description="pixel values the model takes")
+    model_output_range: Range | None = Field(
+        None, description="pixel values the model gives; None: as it takes them")
+    model_mask: Literal["hole", "known"] = Field(
+        "hole", description="what the model's mask marks with 1 (or 255)")
     temporal: int = Field(
         0, ge=0, le=250, description="take a masked pixel from up to this many frames back "
                                      "where the background showed there (0: off)")
@@ -49,13 +61,20 @@ class RemoveParams(Params):
     name: str = Field("clean.mp4", pattern=r"^[A-Za-z0-9_.-]+\.(mp4|mkv|mov)$")
     save_mask: bool = Field(False, description="also keep the band's masks as subtitle_mask.mp4")
 
+    @model_validator(mode="after")
+    def _model_for_onnx(self) -> RemoveParams:
+        if self.method == "onnx" and not self.model:
+            raise ValueError("method 'onnx' needs a model: the name of an inpainting model "
+                             "in the operator's model folders")
+        return self
+
 
 def _fingerprint(video: str, band: Band | None, spans: list[tuple[float, float]],
-                 params: RemoveParams) -> str:  # fmt: skip
-    """What the cleaned video is made from: the source file, band, events and params."""
+                 params: RemoveParams, model: str) -> str:  # fmt: skip
+    """What the cleaned video is made from: the source file, band, events, params, model."""
     st = os.stat(video)
     facts = [os.path.realpath(video), st.st_size, st.st_mtime_ns,
-             band.to_dict() if band else None, spans, params.model_dump(mode="json")]
+             band.to_dict() if band else None, spans, params.model_dump(mode="json"), model]
     return hashlib.sha256(json.dumps(facts).encode()).hexdigest()[:24]
 
 
@@ -65,6 +84,27 @@ class InpaintService(Service):
 
     name = "inpaint"
     actor_defaults = {"num_cpus": 1.0}
+
+    @classmethod
+    def identity(cls, settings: Any, params: dict[str, Any]) -> str:
+        """The onnx method's model file (path, size, mtime); nothing for the others."""
+        if params.get("method") != "onnx" or not params.get("model"):
+            return ""
+        path = resolve_inpainter(params["model"], settings.models)
+        st = path.stat()
+        return f"{path}:{st.st_size}:{st.st_mtime_ns}"
+
+    def _inpainter(self, params: RemoveParams) -> Any:
+        """The onnx method's model, loaded once per actor."""
+        from yivideo.inpaint_models import OnnxInpainter
+
+        assert params.model is not None  # the params' validator says so
+        path = resolve_inpainter(params.model, self.settings.models)
+        options = {"size": params.model_size, "input_range": params.model_range,
+                   "output_range": params.model_output_range, "mask_marks": params.model_mask}
+        key = (str(path), path.stat().st_mtime_ns, tuple(options.items()))
+        return self.models.get(key, lambda: OnnxInpainter.load(path, **options),
+                               model=params.model, backend="onnxruntime")
 
     @node(
         "inpaint.remove_subtitles",
@@ -78,8 +118,9 @@ class InpaintService(Service):
         from yivideo.inpainting import event_windows, remove_subtitles
 
         spans = [(s.start, s.end) for s in transcript.segments if s.text.strip()]
+        model = self._inpainter(params) if params.method == "onnx" else None
         folder = Path(self.settings.storage_dir) / "derived" / _fingerprint(
-            video, band, spans, params)
+            video, band, spans, params, self.identity(self.settings, params.model_dump()))
         out = folder / params.name
         report: dict[str, Any] = {"band": band.to_dict() if band else None,
                                   "events": len(spans), "method": params.method}
@@ -94,7 +135,7 @@ class InpaintService(Service):
                     stats = remove_subtitles(
                         video, part, band, event_windows(spans, params.pad),
                         method=params.method, grow=params.grow, temporal=params.temporal,
-                        crf=params.crf, preset=params.preset, threads=params.threads,
+                        crf=params.crf, preset=params.preset, threads=params.threads, model=model,
                         mask_video=mask,
                         progress=ctx.progress)  # fmt: skip
                     report.update(stats.to_dict())
@@ -112,6 +153,10 @@ _OCR = (Step("band", "ocr.detect_band", renames={"band_samples": "samples"}),
 capability("subtitle_removal", "inpaint", "opencv",
            "erase burnt-in subtitles found by OCR (OpenCV Telea/NS inpainting); clean.mp4",
            *_OCR, Step("inpaint", "inpaint.remove_subtitles"))
+capability("subtitle_removal", "inpaint", "onnx",
+           "erase burnt-in subtitles found by OCR with an ONNX inpainting model (LaMa, MI-GAN) "
+           "named from the operator's model folders; clean.mp4",
+           *_OCR, Step("inpaint", "inpaint.remove_subtitles", {"method": "onnx"}))
 capability("subtitle_removal", "inpaint", "patchmatch",
            "erase burnt-in subtitles found by OCR (PatchMatch inpainting); clean.mp4",
            *_OCR, Step("inpaint", "inpaint.remove_subtitles", {"method": "patchmatch"}))

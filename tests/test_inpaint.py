@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import av
+import cv2
 import numpy as np
 import pysubs2
 import pytest
@@ -211,3 +212,127 @@ def test_recipes_wire_ocr_erase_translate_burn():
     assert (burn.bindings["video"].stage, burn.bindings["events"].stage) == (
         "inpaint", "subtitles_translated")
     assert set(stages["subtitles_translated"].params["formats"]) >= {"srt", "ass"}
+
+
+# ---- the onnx method: a tiny graph made here, that fills the hole with the mean of the
+# known pixels around it (a box blur of the image over the known pixels only).
+
+BLUR = 15  # side of the box the graph averages over
+
+
+def _blur_fill_graph(path) -> None:
+    """image (1,3,h,w) 0..1 and mask (1,1,h,w) 1: hole -> image, hole filled."""
+    from onnx import TensorProto, helper, save
+
+    pool = dict(kernel_shape=[BLUR, BLUR], pads=[BLUR // 2] * 4, strides=[1, 1],
+                count_include_pad=1)
+    nodes = [
+        helper.make_node("Sub", ["one", "mask"], ["known"]),
+        helper.make_node("Mul", ["image", "known"], ["kept"]),
+        helper.make_node("AveragePool", ["kept"], ["num"], **pool),
+        helper.make_node("AveragePool", ["known"], ["den"], **pool),
+        helper.make_node("Add", ["den", "eps"], ["den1"]),
+        helper.make_node("Div", ["num", "den1"], ["fill"]),
+        helper.make_node("Mul", ["fill", "mask"], ["filled"]),
+        helper.make_node("Add", ["kept", "filled"], ["output"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "blur_fill",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, "h", "w"]),
+         helper.make_tensor_value_info("mask", TensorProto.FLOAT, [1, 1, "h", "w"])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 3, "h", "w"])],
+        [helper.make_tensor("one", TensorProto.FLOAT, [], [1.0]),
+         helper.make_tensor("eps", TensorProto.FLOAT, [], [1e-6])])  # fmt: skip
+    save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("models")
+    _blur_fill_graph(folder / "blur-fill.onnx")
+    return folder
+
+
+def test_onnx_model_fills_the_hole_as_its_graph_says(model_dir):
+    from yivideo.inpaint_models import OnnxInpainter
+
+    model = OnnxInpainter.load(model_dir / "blur-fill.onnx")
+    rng = np.random.default_rng(0)
+    h, w = 64, 200  # tiles of 64: three, and a last one shifted to end at the edge
+    yy, xx = np.mgrid[0:h, 0:w]
+    bgr = np.dstack([xx, yy * 3, (xx + yy) % 256]).astype(np.uint8)
+    mask = np.zeros((h, w), np.uint8)
+    mask[26:36, 10:190] = 255  # every hole pixel has known pixels within the box
+    bgr[mask > 0] = rng.integers(200, 256, (int((mask > 0).sum()), 3))  # "text"
+    out = model(bgr, mask)
+    assert (out[mask == 0] == bgr[mask == 0]).all()  # only the hole changes
+    known = (mask == 0).astype(np.float32)
+    box = dict(ddepth=-1, ksize=(BLUR, BLUR), normalize=False, borderType=cv2.BORDER_CONSTANT)
+    # each tile's own box means, as the graph computes them, in the columns it writes last
+    for x0, written in ((0, slice(0, 64)), (64, slice(64, 128)), (128, slice(128, 136)),
+                        (136, slice(136, 200))):
+        tile = slice(x0, x0 + 64)
+        num = cv2.boxFilter(bgr[:, tile].astype(np.float32) * known[:, tile, None], **box)
+        want = np.rint(num / (cv2.boxFilter(known[:, tile], **box)[..., None] + 1e-6))
+        cols = slice(written.start - x0, written.stop - x0)
+        on = mask[:, written] > 0
+        assert np.abs(out[:, written][on].astype(int) - want[:, cols][on]).max() <= 1
+    assert out[mask > 0].std() > 20  # the gradient's values, not one colour
+
+
+def test_onnx_method_restores_the_band(media, model_dir):
+    from yivideo.inpaint_models import OnnxInpainter
+
+    subs, clean = media
+    ref, grey = _grey(clean.video), _grey(subs.video)
+    first = subs.subtitles[0]
+    model = OnnxInpainter.load(model_dir / "blur-fill.onnx")
+    frames = clean_frames(subs.video, BAND, [(first.start + 0.3, first.start + 0.5)],
+                          method="onnx", model=model, threads=2)
+    done = [(i, p.y[BAND.y0 :]) for i, (_, p, m) in enumerate(frames) if m is not None]
+    assert len(done) == 5
+    for i, band in done:
+        before = psnr(grey[i, BAND.y0 :], ref[i, BAND.y0 :])
+        assert psnr(band, ref[i, BAND.y0 :]) >= max(30, before + 10)
+
+
+def test_onnx_model_is_named_from_the_model_folders(model_dir, tmp_path):
+    from yivideo.errors import ModelNotFound
+    from yivideo.inpaint_models import resolve_inpainter
+    from yivideo.settings import ModelSettings
+
+    models = ModelSettings(model_dirs=[model_dir], cache_dir=tmp_path)
+    assert resolve_inpainter("blur-fill", models) == model_dir / "blur-fill.onnx"
+    with pytest.raises(ModelNotFound, match=r"'big-lama' is unknown.*Available offline: "
+                                            r"blur-fill \("):
+        resolve_inpainter("big-lama", models)
+    with pytest.raises(ModelNotFound, match="is a path"):  # never a caller's file
+        resolve_inpainter(str(model_dir / "blur-fill.onnx"), models)
+
+
+def test_remove_subtitles_node_runs_a_named_onnx_model(media, model_dir, tmp_path):
+    from pydantic import ValidationError
+
+    from actors.inpaint import InpaintService, RemoveParams
+    from yivideo.models_catalogue import validation_context
+    from yivideo.nodes import NodeContext
+    from yivideo.settings import ModelSettings, Settings
+    from yivideo.types import Segment, Transcript
+
+    subs, clean = media
+    settings = Settings(storage_dir=tmp_path, models=ModelSettings(model_dirs=[model_dir]))
+    context = validation_context(models=settings.models)
+    with pytest.raises(ValidationError, match="unknown inpainting model 'lama'.*blur-fill"):
+        RemoveParams.model_validate({"method": "onnx", "model": "lama"}, context=context)
+    with pytest.raises(ValidationError, match="needs a model"):
+        RemoveParams.model_validate({"method": "onnx"}, context=context)
+    params = RemoveParams.model_validate({"method": "onnx", "model": "blur-fill"},
+                                         context=context)
+    transcript = Transcript("en", 1.0, subs.duration,
+                            [Segment(c.start, c.end, c.text) for c in subs.subtitles])
+    ctx = NodeContext()
+    out = InpaintService(settings).remove_subtitles(ctx, params, subs.video, BAND, transcript)
+    assert json.loads(ctx.artifacts["inpaint.json"])["method"] == "onnx"
+    got, ref = _grey(out["video"]), _grey(clean.video)
+    shown = _shown(subs, subs.fps, len(got))
+    assert psnr(got[shown, BAND.y0 :], ref[shown, BAND.y0 :]) >= 30

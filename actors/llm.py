@@ -200,7 +200,8 @@ class ChatMessage(BaseModel):
 
 class ChatParams(Params):
     model: ModelName(LLM_MODELS) = Field(DEFAULT_LLM, description="local GGUF model name")
-    messages: list[ChatMessage] = Field(..., min_length=1, max_length=64)
+    # a default, so that a plan naming only the model compiles; the node needs one
+    messages: list[ChatMessage] = Field(default_factory=list, max_length=64)
     max_tokens: int = Field(256, ge=1, le=2048)
     temperature: float = Field(0.7, ge=0, le=2)
     threads: int = Field(0, ge=0, le=64, description="llama.cpp threads; 0: the CPUs here")
@@ -459,6 +460,8 @@ class LLMService(Service):
     @node("llm.chat", params=ChatParams, outputs={"completion": "any"})
     def chat(self, ctx: NodeContext, params: ChatParams) -> dict[str, Any]:
         """One chat completion with the local model, in OpenAI's response form."""
+        if not params.messages:
+            raise ConfigError.at("messages", "at least one message is needed")
         model = self.local_model(params)
         messages = [m.model_dump() for m in params.messages]
         try:

@@ -367,6 +367,11 @@ class LLMService(Service):
     def translate(self, ctx: NodeContext, params: TranslateParams, transcript: Transcript
                   ) -> dict[str, Any]:
         """Translate every line (neighbours as context); count and times kept."""
+        if dominant_language(transcript) == params.target_language:
+            # already in the target language (e.g. a dub that only re-voices): no model
+            ctx.progress(1.0, f"already {params.target_language}: kept as it is")
+            return {"transcript": transcript, "source": transcript}
+
         def messages(line: str, before: list[str], after: list[str], with_context: bool
                      ) -> list[dict[str, str]]:
             return _translate_messages(params, line, before, after, with_context)

@@ -69,6 +69,10 @@ class SpeechLine:
 
 register_type(DataType("speech", "synthesized speech, one clip per transcript line",
                        "actors.tts:SpeechLine", many=True, bulky=True))
+# llm.translate's output beside the translation (the same definition as actors/llm.py's,
+# which registering again leaves as it is): what was said under each line
+register_type(DataType("source_transcript", "the transcript a translation was made from",
+                       "yivideo.types:Transcript", literal="json"))
 
 
 def piper_available() -> bool:
@@ -217,30 +221,35 @@ class CloneParams(Params):
                                  description="the lines' language; None: the transcript's")
     source_language: str | None = Field(
         None, pattern=r"^[a-z]{2,3}$",
-        description="the reference clips' language (GPT-SoVITS prompt_lang); None: auto")
+        description="the reference clips' language (GPT-SoVITS prompt_lang); None: the "
+                    "source transcript's")
     reference_s: float = Field(8.0, ge=3, le=30,
                                description="longest reference clip cut per speaker, s")
 
 
 def reference_clip(audio: Audio, segments: list[Segment], longest_s: float,
-                   shortest_s: float = 3.0) -> np.ndarray:
+                   shortest_s: float = 3.0) -> tuple[np.ndarray, list[int]]:
     """One speaker's voice from ``audio``: their longest segments joined (0.1 s apart)
-    until the clip is ``shortest_s`` long, never past ``longest_s``."""
+    until the clip is ``shortest_s`` long, never past ``longest_s``; and the indices
+    (into ``segments``) of the segments used, in clip order."""
     rate, gap = audio.sample_rate, np.zeros(int(0.1 * audio.sample_rate), np.float32)
     pieces: list[np.ndarray] = []
+    used: list[int] = []
     length = 0
-    for seg in sorted(segments, key=lambda s: s.end - s.start, reverse=True):
+    for k in sorted(range(len(segments)), key=lambda k: segments[k].start - segments[k].end):
+        seg = segments[k]
         piece = np.asarray(audio.samples[int(seg.start * rate):int(seg.end * rate)],
                            np.float32)[:int(longest_s * rate) - length]
         if len(piece) == 0:
             break
         pieces += [piece, gap]
+        used.append(k)
         length += len(piece) + len(gap)
         if length >= shortest_s * rate:
             break
     if not pieces:
         raise MediaError("no source audio under this speaker's lines to clone a voice from")
-    return np.concatenate(pieces[:-1])
+    return np.concatenate(pieces[:-1]), used
 
 
 def _check_voice(voice: str) -> str:
@@ -293,37 +302,49 @@ class TTSService(Service):
         return {"speech": lines}
 
     @node("tts.clone", params=CloneParams,
-          inputs={"transcript": "transcript", "audio": "audio"}, outputs={"speech": "speech"})
+          inputs={"transcript": "transcript", "audio": "audio", "source": "source_transcript"},
+          outputs={"speech": "speech"}, optional_inputs=("source",))
     def clone(self, ctx: NodeContext, params: CloneParams, transcript: Transcript,
-              audio: Audio) -> dict[str, Any]:
+              audio: Audio, source: Transcript | None = None) -> dict[str, Any]:
         """Speak every line in its speaker's own voice through a cloning server.
 
         Each speaker's reference clip is cut from ``audio`` over their segments; the
-        server (GPT-SoVITS or IndexTTS2) is the one the settings name."""
+        server (GPT-SoVITS or IndexTTS2) is the one the settings name. With the
+        transcript a translation was made from (``source``), GPT-SoVITS also gets the
+        reference clip's words and language."""
         servers = getattr(self.settings, "tts", None)
         if servers is None:
             raise ProviderError("no settings with the voice-cloning servers (tts.*)")
         language = params.language or transcript.language or "en"
-        by_speaker: dict[str | None, list[Segment]] = {}
-        for seg in transcript.segments:
-            by_speaker.setdefault(seg.speaker, []).append(seg)
-        refs = {spk: encode_wav(Audio(reference_clip(audio, segs, params.reference_s),
-                                      audio.sample_rate))
-                for spk, segs in by_speaker.items()}
+        # what was said under each line: the source of a translation, else the
+        # transcript itself; unknown when the source does not match line for line
+        said = transcript if source is None else (
+            source if len(source.segments) == len(transcript.segments) else None)
+        by_speaker: dict[str | None, list[int]] = {}
+        for i, seg in enumerate(transcript.segments):
+            by_speaker.setdefault(seg.speaker, []).append(i)
+        refs: dict[str | None, tuple[bytes, str]] = {}
+        for spk, idx in by_speaker.items():
+            clip, used = reference_clip(audio, [transcript.segments[i] for i in idx],
+                                        params.reference_s)
+            words = (" ".join(said.segments[idx[k]].text.strip() for k in used)
+                     if said is not None else "")
+            refs[spk] = (encode_wav(Audio(clip, audio.sample_rate)), words)
+        ref_language = (params.source_language or (said.language if said else None)
+                        or "auto")
         lines, n = [], len(transcript.segments)
         for i, seg in enumerate(transcript.segments):
             text = seg.text.strip()
             if not text:
                 samples, rate = np.zeros(0, np.float32), 22050
             elif params.provider == "gpt_sovits":
-                # no prompt text: after translation the source words are not known, and
-                # GPT-SoVITS then clones from the sound alone
-                samples, rate = gpt_sovits_speak(servers.gpt_sovits, text, language,
-                                                 refs[seg.speaker], "",
-                                                 params.source_language or "auto")
+                # without the clip's words GPT-SoVITS clones from the sound alone
+                clip, words = refs[seg.speaker]
+                samples, rate = gpt_sovits_speak(servers.gpt_sovits, text, language, clip,
+                                                 words, ref_language)
             else:
                 samples, rate = index_tts_speak(servers.index_tts, text, language,
-                                                refs[seg.speaker])
+                                                refs[seg.speaker][0])
             voice = f"{params.provider}:{seg.speaker or 'speaker'}"
             lines.append(SpeechLine(i, seg.start, seg.end, text, voice,
                                     trim_silence(samples, pad=int(0.02 * rate)), rate,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import email.policy
 import json
 import threading
+from dataclasses import replace
 from email.parser import BytesParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -226,13 +227,14 @@ class _IndexTTS(_Handler):
         self._send(404, b"", "text/plain")
 
 
+SAID = ["The river runs past the old mill.", "Bring the lamp to the kitchen."]
+
+
 @pytest.fixture(scope="module")
 def two_voices() -> tuple[Audio, Transcript]:
     """Source audio with two speakers (two espeak voices) and its transcript."""
-    a, cues_a = speech_track(["The river runs past the old mill."], rate=22050,
-                             voice="en-us", lead_in=0.3)
-    b, cues_b = speech_track(["Bring the lamp to the kitchen."], rate=22050,
-                             voice="en-us+f3", lead_in=0.3)
+    a, cues_a = speech_track(SAID[:1], rate=22050, voice="en-us", lead_in=0.3)
+    b, cues_b = speech_track(SAID[1:], rate=22050, voice="en-us+f3", lead_in=0.3)
     audio = Audio(np.concatenate([a, b]), 22050)
     off = len(a) / 22050
     segs = [Segment(cues_a[0].start, cues_a[0].end, "Le fleuve passe.", speaker="A"),
@@ -241,10 +243,12 @@ def two_voices() -> tuple[Audio, Transcript]:
     return audio, Transcript("fr", 1.0, audio.duration, segs)
 
 
-def _clone(servers: TTSServers, two_voices, **params) -> list:
+def _clone(servers: TTSServers, two_voices, source: Transcript | None = None,
+           **params) -> list:
     audio, transcript = two_voices
     service = TTSService(SimpleNamespace(tts=servers))
-    return service.clone(NodeContext(), CloneParams(**params), transcript, audio)["speech"]
+    return service.clone(NodeContext(), CloneParams(**params), transcript, audio,
+                         source)["speech"]
 
 
 def _from_segment(ref: bytes, two_voices, seg: int) -> bool:
@@ -262,12 +266,17 @@ def test_gpt_sovits_gets_text_language_and_each_speakers_own_voice(two_voices, t
     server = _Server(_GptSovits)
     try:
         servers = TTSServers(gpt_sovits={"url": server.url, "ref_dir": tmp_path})
-        speech = _clone(servers, two_voices, provider="gpt_sovits", source_language="en")
+        # the English the French lines were translated from: the clips' own words
+        source = Transcript("en", 1.0, two_voices[1].duration, [
+            replace(seg, text=text) for seg, text in zip(two_voices[1].segments, SAID,
+                                                         strict=True)])
+        speech = _clone(servers, two_voices, source, provider="gpt_sovits")
     finally:
         server.close()
     first, second = server.requests
     assert [r["text"] for r in server.requests] == ["Le fleuve passe.", "Apporte la lampe."]
     assert first["text_lang"] == "auto" and first["prompt_lang"] == "en"  # fr: auto
+    assert [r["prompt_text"] for r in server.requests] == SAID
     assert first["media_type"] == "wav" and first["streaming_mode"] is False
     assert _from_segment(first["ref_audio"], two_voices, 0)
     assert _from_segment(second["ref_audio"], two_voices, 1)

@@ -55,7 +55,7 @@ class RemoveParams(Params):
                                                     "each subtitle event")
     threads: int | None = Field(
         None, ge=1, le=64, description="frames inpainted at once (OpenCV works outside the "
-                                       "GIL); None: one per CPU of the node")
+                                       "GIL); None: one per CPU of the node, up to 8")
     crf: int = Field(18, ge=0, le=51, description="x264 quality of the re-encoded video")
     preset: str = Field("veryfast", pattern=r"^[a-z]+$", description="x264 preset")
     name: str = Field("clean.mp4", pattern=r"^[A-Za-z0-9_.-]+\.(mp4|mkv|mov)$")

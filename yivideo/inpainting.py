@@ -288,8 +288,8 @@ class Removal:
 
 
 def default_threads() -> int:
-    """Frames filled at once: one per CPU of this machine."""
-    return max(1, os.cpu_count() or 1)
+    """Frames filled at once: one per CPU of this machine, at most 8 (each holds frames)."""
+    return max(1, min(8, os.cpu_count() or 1))
 
 
 def _run(fill: Fill) -> tuple[np.ndarray, float]:
@@ -371,7 +371,7 @@ def remove_subtitles(src: str | Path, dst: str | Path, band: Band,
 
     Video is re-encoded (libx264 at ``crf``/``preset``) frame for frame with the source's
     timestamps; audio packets are copied. ``threads``: frames inpainted at once (None: one
-    per CPU). ``mask_video``: also write the band's masks.
+    per CPU, up to 8). ``mask_video``: also write the band's masks.
     """
     import av
 

@@ -458,8 +458,9 @@ def test_chat_completions_endpoint_answers_the_openai_client(own_endpoint):
     assert out.object == "chat.completion" and out.choices[0].finish_reason in ("stop",
                                                                                  "length")
     assert out.usage.prompt_tokens > 0 and out.usage.completion_tokens > 0
-    with pytest.raises(Exception, match="401"):  # no key at all
-        OpenAI(base_url=url, api_key="none", max_retries=0).models.list()
+    with pytest.raises(Exception, match="401"):  # not a key of this cluster
+        OpenAI(base_url=url, api_key="none", max_retries=0).chat.completions.create(
+            model=DEFAULT_LLM, messages=[{"role": "user", "content": "你好"}])
 
 
 def test_openai_provider_against_the_projects_own_endpoint(service, own_endpoint,

@@ -8,8 +8,6 @@ Non-streaming; the response is OpenAI's ``chat.completion`` object, errors are t
 usual envelope (whose ``error.message`` OpenAI clients show).
 """
 
-from __future__ import annotations
-
 import time
 import uuid
 from collections.abc import Callable

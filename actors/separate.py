@@ -357,9 +357,9 @@ class SeparationService(Service):
             ext = params.output_format
             ctx.add_artifact(f"vocals.{ext}", encode(vocals, rate, ext))
             ctx.add_artifact(f"instrumental.{ext}", encode(instrumental, rate, ext))
-        # later steps (speech recognition) take mono
-        return {"vocals": Audio(vocals.mean(0).astype(np.float32), rate),
-                "instrumental": Audio(instrumental.mean(0).astype(np.float32), rate)}
+        # later steps (speech recognition) take mono; one channel is passed on uncopied
+        return {name: Audio(stem[0] if len(stem) == 1 else stem.mean(0, dtype=np.float32), rate)
+                for name, stem in (("vocals", vocals), ("instrumental", instrumental))}
 
     @node("separate.spleeter", params=SpleeterParams, inputs={"audio": "audio", **SOURCES},
           outputs={"vocals": "audio", "instrumental": "audio"}, optional_inputs=tuple(SOURCES))

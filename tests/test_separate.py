@@ -27,6 +27,7 @@ from yivideo.models_catalogue import validation_context
 from yivideo.nodes import NodeContext
 from yivideo.separation_io import encode
 from yivideo.separation_models import BUNDLED_DIR, DEFAULT_UVR_MODEL, model_hash, prepare
+from yivideo.separation_noise import noise_at
 from yivideo.settings import ModelSettings
 from yivideo.testmedia import make_speech_music, speech_track
 from yivideo.testmusic import Mix, mix_at, music_bed, si_sdr
@@ -138,27 +139,17 @@ def test_separation_before_speech_recognition_feeds_it_the_vocals():
     assert plan.stages["separate"].params["atten_lim_db"] == 30
 
 
-def _noisy_speech(rate: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(mixture, speech): one sentence in pink noise of the same level (0 dB SNR)."""
-    speech, _ = speech_track(SENTENCES[:1], rate=rate, lead_in=0.3)
-    spectrum = np.fft.rfft(np.random.default_rng(seed).standard_normal(len(speech)))
-    spectrum /= np.sqrt(np.maximum(np.arange(len(spectrum)), 1))  # 1/f power: pink
-    noise = np.fft.irfft(spectrum, len(speech))
-    noise *= np.sqrt(np.mean(speech.astype(np.float64) ** 2) / np.mean(noise ** 2))
-    scale = 0.9 / np.max(np.abs(speech + noise))
-    return ((speech + noise) * scale).astype(np.float32), (speech * scale).astype(np.float32)
-
-
 def test_the_bundled_uvr_denoiser_takes_noise_out_of_speech(service):
     """UVR-DeNoise-Lite through audio-separator's Separator, offline: the speech comes out
     of pink noise cleaner (measured ~2.9 dB), and the noise stem is the noise."""
-    mixture, speech = _noisy_speech(16000)
+    speech, _ = speech_track(SENTENCES[:1], rate=16000, lead_in=0.3)
+    noisy = noise_at(speech, 16000, 0.0)
+    mixture, speech = noisy.mixture, noisy.speech
     out, ctx = _separate_uvr(service, Audio(mixture, 16000))
     vocals, rest = out["vocals"].samples, out["instrumental"].samples
     assert len(vocals) == len(rest) == len(mixture)
     assert si_sdr(vocals, speech) - si_sdr(mixture, speech) >= 1.5
-    noise = mixture - speech
-    assert si_sdr(rest, noise) > si_sdr(rest, speech) + 10
+    assert si_sdr(rest, noisy.music) > si_sdr(rest, speech) + 10
     assert set(ctx.artifacts) == {"vocals.wav", "instrumental.wav"}
 
 

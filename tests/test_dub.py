@@ -12,6 +12,7 @@ import pytest
 import yivideo
 from actors.dub import DubMuxParams, DubService, MixParams, plan_fit
 from actors.tts import SynthesizeParams, TTSService
+from yivideo.dubbing_retime import Retime, Span, retime_audio
 from yivideo.dubbing_testmedia import make_dub_source
 from yivideo.media import decode_audio, encode_wav, probe
 from yivideo.nodes import NodeContext
@@ -304,3 +305,17 @@ def test_slow_video_slows_the_picture_around_a_line_too_long_for_its_gap(tmp_pat
     assert psnr(_frame(dubbed, 2.0), _frame(truth.video, 2.0)) > 35
     after, moved = _frame(truth.video, 6.5), _frame(dubbed, 6.5 + extra)
     assert psnr(moved, after) > 35 > psnr(_frame(dubbed, 6.5), after)
+
+
+def test_retime_maps_times_through_each_slowed_span():
+    retime = Retime([Span(2.0, 4.0, 1.0), Span(6.0, 7.0, 0.5)])
+    assert [retime(t) for t in (1.0, 3.0, 4.0, 5.0, 6.5, 8.0)] == pytest.approx(
+        [1.0, 3.5, 5.0, 6.0, 7.75, 9.5])
+    rate = 1000
+    tone = np.sin(np.arange(10 * rate) * 2 * np.pi * 50 / rate).astype(np.float32)
+    out = retime_audio(tone, rate, retime)
+    assert len(out) == 11.5 * rate
+    # outside the spans the samples are the source's, moved by the time added before
+    assert np.array_equal(out[:2 * rate], tone[:2 * rate])
+    assert np.array_equal(out[int(5.0 * rate):int(6.0 * rate)], tone[4 * rate:5 * rate])
+    assert np.array_equal(out[int(8.5 * rate):], tone[7 * rate:])

@@ -218,6 +218,24 @@ def test_a_stereo_source_gives_stereo_stems(service, mix, tmp_path):
     assert soundfile.info(io.BytesIO(mono.artifacts["vocals.wav"])).channels == 1
 
 
+def test_the_uvr_denoiser_keeps_a_stereo_source_stereo(service, tmp_path):
+    """Noise louder on the right, speech louder on the left: each channel is denoised."""
+    speech, _ = speech_track(SENTENCES[:1], rate=16000, lead_in=0.3)
+    noisy = noise_at(speech, 16000, 0.0, seed=4)
+    left, right = noisy.speech + 0.5 * noisy.music, 0.5 * noisy.speech + noisy.music
+    path = tmp_path / "stereo.flac"
+    soundfile.write(path, np.stack([left, right], 1), 16000)
+    ctx = NodeContext()
+    out = service.audio_separator(ctx, AudioSeparatorParams(output_format="flac"),
+                                  Audio((left + right) / 2, 16000), media=str(path))
+    stems, _ = soundfile.read(io.BytesIO(ctx.artifacts["vocals.flac"]), dtype="float32")
+    assert stems.shape == (len(left), 2)
+    for channel, mixed in ((0, left), (1, right)):
+        assert si_sdr(stems[:, channel], noisy.speech) - si_sdr(mixed, noisy.speech) >= 1.0
+    assert np.std(stems[:, 0]) > np.std(stems[:, 1])  # the quieter noise left more
+    assert len(out["vocals"].samples) == len(left)
+
+
 def test_the_stems_can_be_kept_as_flac(service, mix):
     out, ctx = _separate(service, "deepfilternet", Audio(mix.mixture, mix.sample_rate),
                          output_format="flac")

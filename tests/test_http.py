@@ -231,3 +231,37 @@ def test_losing_the_ingress_replica_loses_no_state(api, sample):
         return resp.json()["data"] if resp.status_code == 200 else None
 
     assert wait_until(state_again, 60)["status"] == "succeeded"
+
+
+def test_admission_probes_a_file_once_per_version(sample, tmp_path, monkeypatch):
+    """No Ray: the same unchanged video is probed once; a changed or refused one again."""
+    import shutil
+
+    from yivideo import admission
+    from yivideo.errors import MediaError
+    from yivideo.settings import Settings
+    from yivideo.workflow import compile_config
+
+    probes = []
+    real = admission.safe_probe
+    monkeypatch.setattr(admission, "safe_probe", lambda p, **kw: probes.append(p) or real(p, **kw))
+    settings = Settings(storage_dir=tmp_path / "store", max_input_duration_s=600)
+    video = shutil.copy(sample.video, tmp_path / "v.mp4")
+    stages = {"p": {"node": "ffmpeg.probe", "inputs": {"video": "input.video"}}}
+
+    def admit() -> dict:
+        config = {"inputs": {"video": str(video)}, "stages": stages}
+        return admission.admit(config, compile_config(config), settings, "alice")
+
+    assert admit()["inputs"]["video"] == str(video.resolve())
+    admit()
+    assert len(probes) == 1  # the verdict of this version of the file is remembered
+    tighter = settings.model_copy(update={"max_input_duration_s": 0.5})
+    config = {"inputs": {"video": str(video)}, "stages": stages}
+    with pytest.raises(MediaError, match="duration"):  # other limits: another verdict
+        admission.admit(config, compile_config(config), tighter, "alice")
+    video.write_bytes(b"#EXTM3U\nhttp://169.254.169.254/\n")  # rewritten: a playlist
+    for _ in range(2):  # a refusal is never remembered
+        with pytest.raises(MediaError, match="inputs.video: refused"):
+            admit()
+    assert len(probes) == 4

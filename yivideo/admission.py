@@ -9,12 +9,19 @@ each is admitted the way its type says (:mod:`yivideo.datatypes`):
   file protocol (no playlists, no concat lists) and checked against the size limits;
 * a small file (a subtitle file): fetched or confined the same way, and size-limited;
 * text: size-limited.
+
+A probe costs an ffprobe process (a sizeable part of a submission's time), so a file's
+verdict is remembered by what identifies one version of it (device, inode, size, mtime,
+ctime): the same unchanged file submitted again is not probed again, a changed one is.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import threading
 import uuid
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -54,6 +61,45 @@ def _local_file(value: str, loc: str, settings: Settings, owner: str) -> Path:
     return confine(value, ["/"], loc=loc)  # single-user default: any local path
 
 
+#: How many probed files' verdicts are remembered (least recently used go first).
+PROBED_MAX = 1024
+_probed: OrderedDict[tuple, None] = OrderedDict()
+_probed_lock = threading.Lock()  # admit runs in a thread pool
+
+
+def _version(path: Path) -> tuple:
+    """What identifies this version of the file (a rewrite changes ctime at least)."""
+    st = os.stat(path)
+    return (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _probe(path: Path, settings: Settings) -> None:
+    """``safe_probe`` under the settings' limits, once per version of the file.
+
+    Only a file that passed is remembered: a refused one is probed (and refused) again.
+    """
+    limits = (settings.max_input_duration_s, settings.max_input_width,
+              settings.max_input_height)
+    try:
+        key = (*_version(path), *limits)
+    except OSError:
+        key = None  # safe_probe says what is wrong with it
+    with _probed_lock:
+        if key is not None and key in _probed:
+            _probed.move_to_end(key)
+            return
+    safe_probe(path, max_duration_s=limits[0], max_width=limits[1], max_height=limits[2])
+    try:
+        unchanged = key is not None and (*_version(path), *limits) == key
+    except OSError:
+        unchanged = False
+    if unchanged:  # not rewritten while it was probed
+        with _probed_lock:
+            _probed[key] = None
+            while len(_probed) > PROBED_MAX:
+                _probed.popitem(last=False)
+
+
 def _check_size(size: int, loc: str, settings: Settings) -> None:
     if size > settings.max_text_kb * 1024:
         raise ConfigError.at(loc, f"{size} bytes; the limit is {settings.max_text_kb:g} KB "
@@ -78,9 +124,7 @@ def admit(config: dict[str, Any], plan: Plan, settings: Settings, owner: str
                 _check_size(path.stat().st_size, loc, settings)
             else:
                 try:
-                    safe_probe(path, max_duration_s=settings.max_input_duration_s,
-                               max_width=settings.max_input_width,
-                               max_height=settings.max_input_height)
+                    _probe(path, settings)
                 except MediaError as e:
                     raise MediaError(f"{loc}: {e.message}",
                                      [{"loc": loc, "msg": e.message}]) from None

@@ -46,3 +46,28 @@ def test_a_restarted_store_recovers_what_was_written(tmp_path):
     asyncio.run(scenario())
     recovered = StateStore(tmp_path, ttl_s=60).get("w2", owner="bob")
     assert recovered["status"] == "failed" and recovered["error"]["code"] == "lost"
+
+
+def test_running_counts_and_expiry_follow_each_save(tmp_path, monkeypatch):
+    store = StateStore(tmp_path, ttl_s=60)
+    first, second = store.add("a1", PLAN, "alice"), store.add("a2", PLAN, "alice")
+    store.add("b1", PLAN, "bob")
+    for wid in ("a1", "a2", "b1"):
+        store.save(wid)
+    assert (store.active("alice"), store.active("bob")) == (2, 1)
+    first.update(status="succeeded", ended_at=1000.0)
+    store.save("a1")
+    assert store.active("alice") == 1
+    second.update(status="failed", ended_at=2000.0)
+    store.save("a2")
+    monkeypatch.setattr("yivideo.state_store.time.time", lambda: 1050.0)
+    assert store.expire() == []  # nothing ended more than 60 s ago
+    monkeypatch.setattr("yivideo.state_store.time.time", lambda: 1061.0)
+    assert store.expire() == ["a1"]
+    assert store.expire() == []
+    second.update(status="pending", ended_at=None)  # retried: it runs again
+    store.save("a2")
+    assert store.active("alice") == 1
+    monkeypatch.setattr("yivideo.state_store.time.time", lambda: 5000.0)
+    assert store.expire() == [] and store.active("bob") == 1
+    assert StateStore(tmp_path, ttl_s=60).active("alice") == 0  # recovered: all final

@@ -6,6 +6,9 @@ at once; the many changes in between (a stage queued, running, its progress) are
 together at most every ``flush_s``: a controller that dies mid-run marks its in-flight
 workflows lost on recovery anyway, so only the first and last records must never wait.
 A caller sees only its own workflows: another owner's is as unknown as a missing one.
+Every submission asks how many workflows its caller has running and what has expired, so
+both are answered without a scan of every state: the unfinished ones are kept apart and
+the earliest time anything can expire is known.
 """
 
 from __future__ import annotations
@@ -34,9 +37,14 @@ class StateStore:
         self._on_disk: set[str] = set(self.states)
         self._dirty: set[str] = set()
         self._flush_later: asyncio.TimerHandle | None = None
+        #: ids of the workflows not final at their last save (recovered ones all are)
+        self._live: set[str] = set()
+        #: no finished workflow expires before this time
+        self._next_expiry = self._earliest_expiry()
 
     def add(self, wid: str, plan: Plan, owner: str) -> dict[str, Any]:
         self.states[wid] = records.new_state(wid, plan, owner)
+        self._live.add(wid)
         return self.states[wid]
 
     def get(self, wid: str, owner: str | None = None) -> dict[str, Any]:
@@ -75,6 +83,12 @@ class StateStore:
         state = self.states.get(wid)
         if state is None:
             return
+        if state["status"] in FINAL:
+            self._live.discard(wid)
+            if state["ended_at"]:
+                self._next_expiry = min(self._next_expiry, state["ended_at"] + self.ttl_s)
+        else:
+            self._live.add(wid)  # a retried one runs again
         if wid not in self._on_disk or state["status"] in FINAL:
             self._write(wid)
             return
@@ -102,7 +116,10 @@ class StateStore:
 
     def expire(self) -> list[str]:
         """Forget the workflows that ended more than ``ttl_s`` ago; their ids."""
-        cutoff = time.time() - self.ttl_s
+        now = time.time()
+        if now <= self._next_expiry:
+            return []
+        cutoff = now - self.ttl_s
         gone = [wid for wid, s in self.states.items()
                 if s["status"] in FINAL and s["ended_at"] and s["ended_at"] < cutoff]
         for wid in gone:
@@ -110,7 +127,14 @@ class StateStore:
             self._changed.pop(wid, None)
             self._on_disk.discard(wid)
             self._dirty.discard(wid)
+            self._live.discard(wid)
+        self._next_expiry = self._earliest_expiry()
         return gone
+
+    def _earliest_expiry(self) -> float:
+        ends = [s["ended_at"] for s in self.states.values()
+                if s["status"] in FINAL and s["ended_at"]]
+        return min(ends, default=float("inf")) + self.ttl_s
 
     def page(self, offset: int, limit: int, status: str | None = None,
              owner: str | None = None) -> dict[str, Any]:
@@ -124,8 +148,8 @@ class StateStore:
 
     def active(self, owner: str) -> int:
         """How many of ``owner``'s workflows are not final yet."""
-        return sum(1 for s in self.states.values()
-                   if s["owner"] == owner and s["status"] not in FINAL)
+        return sum(1 for wid in self._live if (s := self.states.get(wid)) is not None
+                   and s["owner"] == owner and s["status"] not in FINAL)
 
     def queued(self, owner: str | None = None) -> list[dict[str, Any]]:
         """Stages of running workflows that wait for their actor (``owner``'s only)."""

@@ -42,7 +42,7 @@ from yivideo.security.auth import ANONYMOUS, Principal, authenticate
 from yivideo.security.ratelimit import RateLimiter
 from yivideo.settings import Settings, get_settings
 from yivideo.stage_runner import cause_of
-from yivideo.workflow import compile_config, load_config_text
+from yivideo.workflow import Plan, compile_config, load_config_text
 
 api = FastAPI(
     title="YiVideo",
@@ -251,13 +251,17 @@ class Ingress:
         # 422 with the precise place before anything starts; model params are names from
         # the catalogue, never paths, whatever the settings allow the local CLI
         plan = compile_config(config, local_paths=False, models=self.settings.models)
-        config = await run_in_threadpool(admit, config, plan, self.settings, who.owner)
-        # admitted files become media any node can read (the stages may run elsewhere)
-        config = await run_in_threadpool(inputs_to_handles, config, plan.input_types,
-                                         self.settings.namespace)
+        if plan.input_types:  # blocking work (files, probes, the object store): a thread
+            config = await run_in_threadpool(self._admit, config, plan, who.owner)
         wid = await self.controller.submit.remote(config, who.owner,
                                                   self.settings.max_active_workflows)
         return ok({"id": wid, "status": "pending", "url": f"/v1/workflows/{wid}"}, 202)
+
+    def _admit(self, config: dict[str, Any], plan: Plan, owner: str) -> dict[str, Any]:
+        """The config with its inputs admitted; blocking."""
+        config = admit(config, plan, self.settings, owner)
+        # admitted files become media any node can read (the stages may run elsewhere)
+        return inputs_to_handles(config, plan.input_types, self.settings.namespace)
 
     @api.get("/v1/workflows")
     async def list_workflows(

@@ -3,6 +3,9 @@ calls, Range requests on artifacts, and the upload -> recipe -> VTT path it take
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import os
 import re
 import shutil
 import subprocess
@@ -142,7 +145,6 @@ def test_upload_run_a_recipe_and_fetch_its_vtt_as_the_page_does(web, sample):
     state = finished(web, wid, timeout=300)
     assert state["status"] == "succeeded", state
     assert '"status": "succeeded"' in states[-1]
-    assert state["inputs"]["video"] == path  # the page matches it to the file it uploaded
     vtt = web.get(f"/v1/workflows/{wid}/artifacts/subtitles.vtt")
     assert vtt.headers["content-type"].startswith("text/vtt")
     assert vtt.text.startswith("WEBVTT") and "-->" in vtt.text
@@ -206,17 +208,295 @@ def test_chromium_shows_a_finished_workflow_with_its_subtitles(web, srt_flow, tm
     assert 'download="subtitles.srt"' in dom
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="no chromium (apt-get install chromium)")
-def test_chromium_without_a_key_shows_the_401_message(web, tmp_path):
+@pytest.fixture(scope="module")
+def auth_web(web):
+    """A second app under ``/ui-auth`` with auth on; yields the one valid API key."""
     from ray import serve
 
     from serve_app import build_app
+    from yivideo.security.auth import new_api_key
 
-    serve.run(build_app({"auth": {"enabled": True, "jwt_secret": "k" * 40}}),
+    key, entry = new_api_key("webuser")
+    serve.run(build_app({"auth": {"enabled": True, "jwt_secret": "k" * 40,
+                                  "api_keys": [entry.model_dump()]}}),
               name="web-auth", route_prefix="/ui-auth")
-    try:
-        dom = chromium_dom("http://127.0.0.1:8000/ui-auth/", tmp_path)
-    finally:
-        serve.delete("web-auth")
+    yield key
+    serve.delete("web-auth")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium (apt-get install chromium)")
+def test_chromium_without_a_key_shows_the_401_message(auth_web, tmp_path):
+    dom = chromium_dom("http://127.0.0.1:8000/ui-auth/", tmp_path)
     assert "The server needs an API key" in dom
     assert '<form id="key-form" class="row">' in dom  # shown, no longer hidden
+
+
+# ---------------------------------------------------------------- Playwright
+# The page driven like a user would: clicks, keys, a file chooser, a download. Playwright
+# drives Debian's Chromium (never `playwright install`). Any console error or uncaught
+# exception on a page fails its test; with YIVIDEO_SCREENSHOTS=<folder> the main views are
+# written there as PNGs (the README shows them).
+
+BASE = f"http://127.0.0.1:8000{PREFIX}"
+HAS_BROWSER = CHROMIUM is not None and importlib.util.find_spec("playwright") is not None
+browser_test = pytest.mark.skipif(not HAS_BROWSER,
+                                  reason="needs chromium (apt) and playwright (pip)")
+VIEWPORT = {"width": 1024, "height": 700}
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM)
+        yield chromium
+        chromium.close()
+
+
+class Watched:
+    """Pages of one browser context whose console errors and page errors are kept."""
+
+    def __init__(self, browser, **options) -> None:
+        self.context = browser.new_context(accept_downloads=True, **options)
+        self.context.set_default_timeout(30_000)
+        self.errors: list[str] = []
+        #: HTTP statuses a test provokes on purpose; Chromium logs each failed fetch
+        self.expected: set[int] = set()
+
+    def open(self, address: str):
+        page = self.context.new_page()
+        page.on("console", self._console)
+        page.on("pageerror", lambda exc: self.errors.append(f"page error: {exc}"))
+        page.goto(address)
+        return page
+
+    def _console(self, msg) -> None:
+        if msg.type != "error":
+            return
+        status = re.search(r"status of (\d{3})", msg.text)
+        if status and int(status.group(1)) in self.expected:
+            return
+        self.errors.append(f"console: {msg.text}")
+
+
+@pytest.fixture
+def watched(browser):
+    """Open pages with ``watched.open(url)``; any console or page error fails the test."""
+    made: list[Watched] = []
+
+    def new(**options) -> Watched:
+        made.append(Watched(browser, **({"viewport": VIEWPORT} | options)))
+        return made[-1]
+
+    yield new
+    for w in made:
+        w.context.close()
+    errors = [e for w in made for e in w.errors]
+    assert not errors, errors
+
+
+def screenshot(page, name: str, element: str = "") -> None:
+    """Keep a PNG of the window (or of one element) when YIVIDEO_SCREENSHOTS names a folder."""
+    folder = os.environ.get("YIVIDEO_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        path = str(Path(folder) / f"{name}.png")
+        if element:
+            page.locator(element).screenshot(path=path)
+        else:
+            page.evaluate("window.scrollTo(0, 0)")
+            page.screenshot(path=path)
+
+
+def wait_for_form(page) -> None:
+    from playwright.sync_api import expect
+
+    expect(page.locator("#recipe option[value=subtitles]")).to_have_count(1)
+
+
+def words(text: str) -> set[str]:
+    return set(re.findall(r"[a-z]+", text.lower()))
+
+
+@browser_test
+def test_browser_upload_subtitles_recipe_cues_seek_and_srt(web, sample, watched):
+    """Upload through the file chooser, run the ``subtitles`` recipe, follow its progress,
+    read the subtitles on the video's track and in the list, seek from the list and
+    download the SRT."""
+    from playwright.sync_api import expect
+
+    page = watched().open(BASE + "/")
+    wait_for_form(page)
+    expect(page.locator("#key-form")).to_be_hidden()  # auth is off
+    page.set_input_files("#file", sample.video)
+    expect(page.locator("#upload-status")).to_contain_text("Uploaded sample.mp4")
+    expect(page.locator("#upload-progress")).to_have_attribute("value", "100")
+    uploaded = page.input_value("#video-path")
+    assert uploaded.endswith("/sample.mp4") and uploaded != sample.video
+    page.select_option("#recipe", "subtitles")
+    expect(page.locator("#use-subtitle_generation")).to_be_checked()
+    request = json.loads(page.input_value("#request-json"))
+    assert request["video_path"] == uploaded
+    assert request["workflow_config"]["subtitle_generation"]["strategy"] == "asr"
+    screenshot(page, "form")
+
+    page.click("#submit")
+    expect(page.locator("#submit-status")).to_contain_text("Started")
+    expect(page.locator("#stages li").first).to_be_visible()
+    screenshot(page, "progress", "#view")
+    expect(page.locator("#view-status")).to_have_text("succeeded", timeout=120_000)
+    bars = page.eval_on_selector_all("#stages progress", "bars => bars.map(b => b.value)")
+    assert bars and all(v == 100 for v in bars), bars
+    expect(page.locator("#stages")).to_contain_text("succeeded 100%")
+
+    # the cue list, filled from the produced subtitles
+    cues = page.locator("#cues button")
+    expect(cues).not_to_have_count(0)
+    listed = words(" ".join(cues.all_inner_texts()))
+    for cue in sample.speech:
+        assert len(words(cue.text) & listed) >= len(words(cue.text)) // 2, (cue.text, listed)
+
+    # the <track>: seek into the second sentence and read the active cue
+    target = sample.speech[1]
+    page.wait_for_function("document.getElementById('video').readyState >= 1")
+    page.eval_on_selector("#video", "(v, t) => { v.currentTime = t; }",
+                          (target.start + target.end) / 2)
+    active = page.wait_for_function(
+        """() => { const t = document.getElementById('video').textTracks[0];
+                   return t && t.activeCues && t.activeCues.length
+                          ? [...t.activeCues].map(c => c.text).join(' ') : null; }""")
+    assert words(active.json_value()) & (words(target.text) - {"a", "the", "new"})
+    expect(page.locator("#cues button.active")).to_have_count(1)
+    assert words(page.inner_text("#cues button.active")) & words(target.text)
+    screenshot(page, "result", "#view")
+
+    # a click on a cue in the list seeks the video to it
+    third = sample.speech[2]
+    button = cues.filter(has_text=re.compile("window", re.I)).first
+    start = float(button.get_attribute("data-start"))
+    assert abs(start - third.start) < 1.0
+    button.click()
+    now = page.eval_on_selector("#video", "v => { v.pause(); return v.currentTime; }")
+    assert start <= now < float(button.get_attribute("data-end"))
+
+    with page.expect_download() as download:
+        page.click("#downloads a[download='subtitles.srt']")
+    assert download.value.suggested_filename == "subtitles.srt"
+    srt = Path(download.value.path()).read_text()
+    assert "-->" in srt
+    spoken = words(" ".join(c.text for c in sample.speech))
+    assert len(words(srt) & spoken) >= 0.7 * len(spoken)
+
+
+@browser_test
+def test_browser_a_bad_param_shows_the_422_at_its_field(web, sample, watched):
+    """An out-of-range param in the form, then an unknown capability in the JSON: each
+    of the server's 422 details is shown where the user can fix it."""
+    from playwright.sync_api import expect
+
+    session = watched()
+    session.expected = {422}
+    page = session.open(BASE + "/")
+    wait_for_form(page)
+    page.fill("#video-path", sample.video)
+    page.select_option("#recipe", "subtitles")
+    page.fill("#f-subtitle_generation-beam_size", "0")
+    page.click("#submit")
+    field = page.locator('[data-error-for="workflow_config.subtitle_generation.beam_size"]')
+    expect(field).to_contain_text("beam_size")
+    expect(field).to_be_visible()
+    expect(page.locator("#submit-status")).to_contain_text("The request is not valid")
+    assert page.locator("#view").is_hidden()  # nothing started
+
+    page.click("#advanced summary")
+    body = json.loads(page.input_value("#request-json"))
+    body["workflow_config"] = {"no_such_capability": {}}
+    page.fill("#request-json", json.dumps(body))
+    page.click("#submit")
+    expect(field).to_be_empty()  # the errors of the last try are cleared
+    fallback = page.locator('#advanced [data-error-for=""]')
+    expect(fallback).to_contain_text("no_such_capability")
+    expect(fallback).to_be_visible()
+
+
+@browser_test
+def test_browser_a_wrong_api_key_shows_the_401_message(auth_web, watched):
+    from playwright.sync_api import expect
+
+    session = watched()
+    session.expected = {401}
+    page = session.open("http://127.0.0.1:8000/ui-auth/")
+    expect(page.locator("#key-form")).to_be_visible()
+    expect(page.locator("#message")).to_contain_text("needs an API key")
+    page.fill("#api-key", "yv_" + "x" * 43)
+    page.click("#key-form button[type=submit]")
+    expect(page.locator("#message")).to_contain_text("or the one given is wrong")
+    expect(page.locator("#api-key")).to_be_focused()
+    expect(page.locator("#recipe option[value=subtitles]")).to_have_count(0)
+    # the right key builds the form
+    page.fill("#api-key", auth_web)
+    page.click("#key-form button[type=submit]")
+    wait_for_form(page)
+    expect(page.locator("#message")).to_be_empty()
+
+
+@browser_test
+def test_browser_keyboard_alone_runs_a_recipe(web, sample, watched):
+    """Tab reaches the main controls in reading order, each with a visible focus ring;
+    a recipe is chosen and started and the workflow cancelled with keys only."""
+    from playwright.sync_api import expect
+
+    page = watched().open(BASE + "/")
+    wait_for_form(page)
+    page.locator("#video-path").fill(sample.video)  # typed: the keyboard test is Tab/keys
+    page.locator("#video-path").focus()
+    page.keyboard.press("Tab")
+    expect(page.locator("#recipe")).to_be_focused()
+    page.keyboard.type("subtitles")  # a select picks the option typed
+    expect(page.locator("#use-subtitle_generation")).to_be_checked()
+    order = []
+    for _ in range(200):
+        page.keyboard.press("Tab")
+        focused = page.evaluate("""() => { const e = document.activeElement;
+            return [e.id || e.tagName.toLowerCase(), getComputedStyle(e).outlineStyle]; }""")
+        order.append(focused[0])
+        assert focused[1] != "none", f"{focused[0]} shows no focus"
+        if focused[0] == "submit":
+            break
+    assert order[-1] == "submit", order
+    wanted = ["use-subtitle_generation", "how-subtitle_generation",
+              "f-subtitle_generation-beam_size", "summary"]
+    assert [x for x in order if x in wanted] == wanted, order
+    page.keyboard.press("Enter")
+    expect(page.locator("#submit-status")).to_contain_text("Started")
+    expect(page.locator("#view")).to_be_visible()
+    page.locator("#cancel").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#view-status")).to_have_text(re.compile("cancelled|succeeded"))
+
+
+@browser_test
+@pytest.mark.parametrize("view", ["form", "result"])
+def test_browser_at_200_percent_zoom_nothing_overflows_sideways(web, srt_flow, watched, view):
+    """A 1280-pixel window at 200% zoom: 640 CSS pixels at two device pixels each. The
+    page must not scroll sideways (only the workflow table may, inside its own box)."""
+    from playwright.sync_api import expect
+
+    page = watched(viewport={"width": 640, "height": 800}, device_scale_factor=2).open(
+        BASE + "/" + (f"#workflow={srt_flow}" if view == "result" else ""))
+    wait_for_form(page)
+    if view == "result":
+        expect(page.locator("#cues button")).to_have_count(1)
+    else:
+        page.select_option("#recipe", "subtitles")
+        page.click("#advanced summary")
+    wide = page.evaluate("""() => {
+        const doc = document.documentElement;
+        const out = [...document.querySelectorAll('main *, header *')]
+          .filter(e => e.offsetParent !== null && !e.closest('.scroll'))
+          .filter(e => e.getBoundingClientRect().right > doc.clientWidth + 1)
+          .map(e => (e.id || e.tagName) + ':' + Math.round(e.getBoundingClientRect().right));
+        return {scroll: doc.scrollWidth, width: doc.clientWidth, out};
+    }""")
+    assert wide["scroll"] <= wide["width"] and not wide["out"], wide

@@ -11,7 +11,10 @@ const SPEAKER_COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", 
                          "#8c564b", "#e377c2"];
 
 const state = { info: null, nodes: {}, catalogue: null, offset: 0, total: 0,
-                upload: null, stream: null, current: null, blobs: [] };
+                upload: null, stream: null, current: null, blobs: [],
+                // workflow id -> object URL of the file this tab uploaded for it (the server
+                // names its inputs by content, so the page remembers what it sent)
+                uploadedFor: {} };
 
 class ApiError extends Error {
   constructor(status, error, retryAfter) {
@@ -401,6 +404,16 @@ function showDetails(details, fallback) {
   }
 }
 
+// The video a request body names (recipe or explicit form), or null.
+function sentVideo(body) {
+  try {
+    const req = JSON.parse(body);
+    return req.video_path || (req.inputs && req.inputs.video) || null;
+  } catch (e) {
+    return null;  // YAML: the page never writes it, so it names no upload of this tab
+  }
+}
+
 async function submit() {
   clearErrors();
   const out = $("submit-status");
@@ -409,6 +422,9 @@ async function submit() {
   $("submit").disabled = true;
   try {
     const data = await api("POST", "/v1/workflows", body);
+    if (state.upload && sentVideo(body) === state.upload.path) {
+      state.uploadedFor[data.id] = state.upload.objectUrl;
+    }
     out.textContent = `Started ${data.id}.`;
     state.offset = 0;
     listWorkflows();
@@ -607,12 +623,12 @@ async function showResult(wf) {
     }
     // a produced video (dubbed, cleaned) first; else the file uploaded in this tab
     const produced = names.find((n) => VIDEO.test(n));
-    const input = wf.inputs && wf.inputs.video;
+    const uploaded = state.uploadedFor[wf.id];
     if (produced) {
       video.src = await artifactUrl(wf.id, produced);
       $("video-note").textContent = `Playing ${produced}.`;
-    } else if (state.upload && input === state.upload.path) {
-      video.src = state.upload.objectUrl;
+    } else if (uploaded) {
+      video.src = uploaded;
       $("video-note").textContent = "Playing the uploaded video.";
     } else {
       $("video-note").textContent = "The source video is on the server; upload it in this tab to watch it here.";

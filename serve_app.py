@@ -111,6 +111,16 @@ async def _chunks(upload: Any) -> AsyncIterator[bytes]:
         yield chunk
 
 
+def _config_of(body: str) -> dict[str, Any]:
+    """A workflow body as a mapping. JSON (what clients send) is read by the JSON parser,
+    many times faster than the YAML one; anything else, and every error, by the YAML one."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        data = None
+    return data if isinstance(data, dict) else load_config_text(body, "body")
+
+
 def ok(data: Any, status: int = 200) -> JSONResponse:
     return JSONResponse({"success": True, "data": data, "error": None}, status_code=status)
 
@@ -247,7 +257,7 @@ class Ingress:
     async def submit(self, request: Request, who: Caller) -> JSONResponse:
         """Start a workflow from a JSON or YAML body (recipe or explicit form)."""
         body = (await request.body()).decode(errors="replace")
-        config = load_config_text(body, "body")
+        config = _config_of(body)
         # 422 with the precise place before anything starts; model params are names from
         # the catalogue, never paths, whatever the settings allow the local CLI
         plan = compile_config(config, local_paths=False, models=self.settings.models)

@@ -133,24 +133,28 @@ class Usage:
                 "seconds": round(self.seconds, 3), "lines": self.lines}
 
 
-def _translate_messages(params: TranslateParams, line: str, before: list[str],
+def _translate_messages(params: TranslateParams, source: str, line: str, before: list[str],
                         after: list[str], with_context: bool) -> list[dict[str, str]]:
+    """The request for one line. Measured on the 0.5B model (bench/llm.py): asking for
+    natural, fluent, grammatical sentences and naming the source language gains about
+    5 chrF over a bare "translate"; neighbours are shown in the system message, apart from
+    the line itself, so that the model does not translate them into it."""
     target = LANGUAGES.get(params.target_language, params.target_language)
-    system = (f"You translate subtitles into {target}. Reply with the {target} translation "
-              f"of the line only, on one line, with no notes.")
+    what = f"{LANGUAGES[source]} subtitle line" if source in LANGUAGES else "subtitle line"
+    system = (f"You are a professional subtitle translator. Translate the {what} into "
+              f"natural, fluent, grammatical {target}. Reply with the {target} translation "
+              f"only, on one line, with no notes.")
     if params.style:
         system += f" Style: {params.style}."
     terms = {k: v for k, v in params.glossary.items() if k in line}
     if terms:
         system += " Use these translations: " + "; ".join(f"{k} = {v}" for k, v in
                                                           terms.items()) + "."
-    if not with_context or not (before or after):
-        return [{"role": "system", "content": system}, {"role": "user", "content": line}]
-    system += " The previous and next lines are context only; do not translate them."
-    user = (f"Previous line: {' / '.join(before) or '(none)'}\n"
-            f"Next line: {' / '.join(after) or '(none)'}\n\n"
-            f"Translate this line into {target}:\n{line}")
-    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+    if with_context and (before or after):
+        system += (f" For context only (do not translate it): the previous line is "
+                   f"{' / '.join(before) or '(none)'} and the next line is "
+                   f"{' / '.join(after) or '(none)'}.")
+    return [{"role": "system", "content": system}, {"role": "user", "content": line}]
 
 
 def _proofread_messages(language: str, line: str, before: list[str], after: list[str],
@@ -372,9 +376,11 @@ class LLMService(Service):
             ctx.progress(1.0, f"already {params.target_language}: kept as it is")
             return {"transcript": transcript, "source": transcript}
 
+        source = dominant_language(transcript)
+
         def messages(line: str, before: list[str], after: list[str], with_context: bool
                      ) -> list[dict[str, str]]:
-            return _translate_messages(params, line, before, after, with_context)
+            return _translate_messages(params, source, line, before, after, with_context)
 
         out, usage = self._each_line(ctx, params, transcript, params.target_language,
                                      messages, "translation")

@@ -47,7 +47,7 @@ from yivideo.workflow import compile_config
 
 ZH = ["你好", "谢谢你的帮助。", "我不知道他在哪里。"]
 #: Burnt-in lines of the translate test, and a system prompt for the chat endpoint
-TEST_LINES = 4
+TEST_LINES = 8
 SYSTEM_EN = "Translate the user's text into English. Reply with the translation only."
 #: YiVideo's own example config, its proofreading on a hosted provider
 SEED_CONFIG = {"subtitle_generation": {"strategy": "asr", "provider": "faster_whisper"},
@@ -254,8 +254,9 @@ def test_a_bad_answer_is_retried_once_then_the_source_is_kept_and_flagged(servic
     assert out.segments[0].flags == ["llm_translation_failed"] and out.segments[1].flags == []
     assert len(srv.bodies) == 3
     # the first try had the neighbour as context, the retry asked for the line alone
-    assert ZH[1] in srv.bodies[0]["messages"][-1]["content"]
-    assert srv.bodies[1]["messages"][-1]["content"] == ZH[0]
+    assert ZH[1] in srv.bodies[0]["messages"][0]["content"]
+    assert ZH[1] not in srv.bodies[1]["messages"][0]["content"]
+    assert [m["content"] for m in srv.bodies[1]["messages"][1:]] == [ZH[0]]
     report = _report(ctx)
     assert report["failed_lines"] == [0]
     assert [p["problem"] for p in report["lines"][0]["problems"]] == ["source_script_left",

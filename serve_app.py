@@ -160,19 +160,28 @@ _BEARER = HTTPBearer(scheme_name="BearerJWT", bearerFormat="JWT", auto_error=Fal
                      description="an HS256 JWT (or an API key as the bearer token)")
 
 
-def _caller(
+async def _caller(
     request: Request,
     _key: Annotated[str | None, Security(_API_KEY)] = None,
     _jwt: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)] = None,
 ) -> Principal:
-    """The authenticated caller, after its rate limit (401 / 429 otherwise)."""
+    """The authenticated caller, after its rate limit (401 / 429 otherwise).
+
+    Async, so that every request does not make a trip to a thread: checking a credential
+    is a hash; only a shared rate-limit store (a network call) is asked from a thread.
+    """
     settings: Settings = request.app.state.settings
     headers = request.headers
     who = authenticate(headers.get("authorization"), headers.get("x-api-key"), settings.auth)
     if settings.rate_limit.enabled:
         # anonymous callers are told apart by the socket peer, never X-Forwarded-For
         key = who if who is not ANONYMOUS else f"peer:{request.client.host}"
-        request.app.state.limiter.hit(key).raise_for_limit()
+        limiter = request.app.state.limiter
+        if settings.rate_limit.storage_uri.startswith("memory://"):
+            decision = limiter.hit(key)
+        else:
+            decision = await run_in_threadpool(limiter.hit, key)
+        decision.raise_for_limit()
     return who
 
 

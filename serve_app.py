@@ -39,6 +39,7 @@ from yivideo.openai_api import openai_router
 from yivideo.recipes import list_capabilities
 from yivideo.runtime import actor_name
 from yivideo.security.auth import ANONYMOUS, Principal, authenticate
+from yivideo.security.links import sign_link, verify_link
 from yivideo.security.ratelimit import RateLimiter
 from yivideo.settings import Settings, get_settings
 from yivideo.stage_runner import cause_of
@@ -327,7 +328,29 @@ class Ingress:
     async def artifact(self, wid: str, name: str, request: Request, who: Caller) -> Response:
         """An artifact, with its content type; ``Range`` (one range) gives a 206, so a
         browser can seek in a video."""
-        data = await self.controller.artifact.remote(wid, name, who.owner)
+        return await self._send_artifact(wid, name, who.owner, request)
+
+    @api.post("/v1/workflows/{wid}/artifacts/{name}/link")
+    async def artifact_link(self, wid: str, name: str, who: Caller) -> JSONResponse:
+        """A short-lived URL of the artifact that needs no credential header, for
+        ``<video>``/``<track>`` (which cannot send one) with ``Range``."""
+        state = await self.controller.get.remote(wid, who.owner)
+        if name not in {a["name"] for a in state["artifacts"]}:
+            return fail(404, "not_found", f"workflow {wid} has no artifact {name}")
+        token, expires = sign_link(who, wid, name, self.settings.auth)
+        return ok({"url": f"/links/{token}", "expires_at": expires})
+
+    @api.get("/links/{token}")  # the token is the credential, so outside /v1
+    async def linked_artifact(self, token: str, request: Request) -> Response:
+        """The artifact a link from ``.../link`` names, while it is valid (401 after)."""
+        link = verify_link(token, self.settings.auth)
+        if self.settings.rate_limit.enabled:
+            request.app.state.limiter.hit(Principal(link.owner, "link")).raise_for_limit()
+        return await self._send_artifact(link.wid, link.name, link.owner, request)
+
+    async def _send_artifact(self, wid: str, name: str, owner: str,
+                             request: Request) -> Response:
+        data = await self.controller.artifact.remote(wid, name, owner)
         size = len(data)
         headers = {"Accept-Ranges": "bytes",
                    "Content-Disposition": f'attachment; filename="{name}"'}

@@ -192,7 +192,8 @@ class SummaryParams(LLMParams):
                                  description="the summary's language; None: the transcript's")
     max_chapters: int = Field(5, ge=1, le=30)
     min_chapter_s: float = Field(20.0, gt=0, description="shortest chapter")
-    max_tokens: int = Field(160, ge=16, le=4096, description="longest answer")
+    max_tokens: int = Field(120, ge=16, le=4096, description="longest answer (a title: "
+                                                            "at most 32)")
 
 
 class ChatMessage(BaseModel):
@@ -429,13 +430,14 @@ class LLMService(Service):
         name = LANGUAGES.get(language, language)
         spans = chapter_spans(transcript, params.max_chapters, params.min_chapter_s)
         usage = Usage()
+        short = params.model_copy(update={"max_tokens": min(params.max_tokens, 32)})
         chapters = []
         for k, (start, end, texts) in enumerate(spans):
             ctx.progress(k / (len(spans) + 1), f"chapter {k + 1}/{len(spans)}")
             body = _clip(" ".join(texts), 1500)
             title, problem = "", "empty"
             for attempt in range(2):
-                title = clean_answer(self._complete(params, [
+                title = clean_answer(self._complete(short, [
                     {"role": "system", "content": f"You write chapter titles for videos. "
                      f"Reply with one short {name} title (2 to 6 words) for the passage, "
                      f"and nothing else."},

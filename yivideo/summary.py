@@ -18,7 +18,8 @@ __all__ = ["chapter_spans", "check_title", "fallback_title", "summary_markdown"]
 def chapter_spans(transcript: Transcript, max_chapters: int, min_chapter_s: float
                   ) -> list[tuple[float, float, list[str]]]:
     """``(start, end, texts)`` of each chapter: at most ``max_chapters``, each about
-    ``min_chapter_s`` or longer, cut at segment starts; the first starts at 0."""
+    ``min_chapter_s`` or longer, cut at the segment starts nearest to equal parts; the
+    first starts at 0."""
     segs = [s for s in transcript.segments if s.text.strip()]
     if not segs:
         return []
@@ -27,7 +28,7 @@ def chapter_spans(transcript: Transcript, max_chapters: int, min_chapter_s: floa
     cuts = [0]
     for k in range(1, n):
         target = k * end / n
-        i = next((j for j, s in enumerate(segs) if s.start >= target), len(segs))
+        i = min(range(1, len(segs)), key=lambda j: abs(segs[j].start - target))
         i = min(max(i, cuts[-1] + 1), len(segs) - (n - k))  # every chapter keeps a segment
         cuts.append(i)
     cuts.append(len(segs))

@@ -257,13 +257,39 @@ def _sentences(kind: str) -> list[str]:
     return SENTENCES_EN if kind == "tuning" else HELDOUT_SENTENCES
 
 
+def cache_models(pipe: object, folder: Path) -> None:
+    """Keep each pass's segmentation and embeddings in ``folder`` (by the pass's uri) and
+    reuse them: clustering changes are then scored without running the models again."""
+    import pickle
+
+    folder.mkdir(parents=True, exist_ok=True)
+    inner = pipe.pipeline  # type: ignore[attr-defined]
+
+    def cached(name: str, compute: object) -> object:
+        def run(file: dict, *args: object, **kwargs: object) -> object:
+            path = folder / f"{file['uri']}.{name}.pkl"
+            if path.exists():
+                return pickle.loads(path.read_bytes())
+            value = compute(file, *args, **kwargs)  # type: ignore[operator]
+            path.write_bytes(pickle.dumps(value))
+            return value
+
+        return run
+
+    inner.get_segmentations = cached("segmentation", inner.get_segmentations)
+    inner.get_embeddings = cached("embeddings", inner.get_embeddings)
+
+
 def _counting_row(pipe: object, vs: VoiceSet, seed: int) -> dict:
     """Diarize one dialogue of ``vs``: speakers found, DER and real-time factor."""
     from yivideo.diarization import DEFAULT_CHUNK_S, diarize
 
     dlg = make_dialogue(vs.voices, vs.turns, sentences=_sentences(vs.sentences), seed=seed)
     t0 = time.perf_counter()
-    hyp = diarize(pipe, dlg.samples, SAMPLE_RATE, chunk_s=vs.chunk_s or DEFAULT_CHUNK_S)  # type: ignore[arg-type]
+    hyp = diarize(
+        pipe,  # type: ignore[arg-type]
+        dlg.samples, SAMPLE_RATE, chunk_s=vs.chunk_s or DEFAULT_CHUNK_S, uri=f"{vs.name}-{seed}",
+    )  # fmt: skip
     return {
         "set": vs.name,
         "role": vs.role,
@@ -305,14 +331,22 @@ def counting_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def counting(role: str, names: list[str] | None, max_seeds: int | None) -> list[dict]:
+def counting(
+    role: str,
+    names: list[str] | None,
+    max_seeds: int | None,
+    cache: Path | None = None,
+    threads: int = 2,
+) -> list[dict]:
     """Speaker counting and DER on the fixed voice sets of ``role`` ("all" for both)."""
     import torch
 
     from yivideo.diarization import build_pipeline
 
-    torch.set_num_threads(min(2, os.cpu_count() or 1))  # a shared machine: stay lean
+    torch.set_num_threads(min(threads, os.cpu_count() or 1))  # a shared machine: stay lean
     pipe = build_pipeline(device="cpu")
+    if cache is not None:
+        cache_models(pipe, cache)
     rows = []
     for vs in VOICE_SETS:
         if (role != "all" and vs.role != role) or (names and vs.name not in names):
@@ -374,11 +408,20 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     parser.add_argument("--sets", nargs="*", help="only these voice sets (with --counting)")
     parser.add_argument("--max-seeds", type=int, help="at most this many dialogues per set")
+    parser.add_argument(
+        "--cache", type=Path,
+        help="keep segmentation and embeddings here and reuse them (clustering experiments; "
+        "the real-time factor is then meaningless)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--threads", type=int, default=2,
+        help="torch threads of the counting run (1 on a busy machine: waiting threads spin)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")
 
     if args.counting:
-        counting(args.counting, args.sets, args.max_seeds)
+        counting(args.counting, args.sets, args.max_seeds, args.cache, args.threads)
         return 0
 
     if args.child:

@@ -26,6 +26,7 @@ from bench.diarize import (
 from yivideo.diarization import (
     SAMPLE_RATE,
     Turn,
+    absorb_small,
     assign_speakers,
     estimate_partition,
     exact_partition,
@@ -441,6 +442,53 @@ def test_speakers_of_one_window_stay_apart():
     assert labels.max() + 1 == 3
     assert all(len(set(labels[groups == w])) == 3 for w in range(windows))
     assert all(len(set(labels[i::3])) == 1 for i in range(3))  # each voice keeps its label
+
+
+def test_brief_voice_kept_and_pieces_of_a_voice_absorbed():
+    """A small cluster far from every large one (a voice that spoke once) stays a speaker;
+    a small piece split off a voice, or too few embeddings, joins the nearest voice."""
+    rng = np.random.default_rng(3)
+    a, b, c = rng.normal(size=(3, 192))
+
+    def around(v: np.ndarray, spread: float, count: int) -> np.ndarray:
+        return v + spread * np.linalg.norm(v) / np.sqrt(192) * rng.normal(size=(count, 192))
+
+    piece = around(a, 0.5, 1)[0]  # cosine about 0.9 to a
+    x = np.vstack([around(a, 0.15, 30), around(b, 0.15, 30), around(c, 0.15, 5),
+                   around(piece, 0.1, 4), around(c, 0.15, 2)])  # fmt: skip
+    truth = np.repeat([0, 1, 2, 3, 4], [30, 30, 5, 4, 2])
+    labels = absorb_small(x, truth, min_size=10)
+    assert labels.max() + 1 == 3
+    assert len(set(labels[truth == 2])) == 1 and labels[truth == 2][0] not in labels[:60]
+    assert set(labels[truth == 3]) == {labels[0]}  # the piece joins its voice
+    assert set(labels[truth == 4]) <= {labels[0], labels[30]}  # two embeddings: too few
+    assert absorb_small(x, truth, min_size=10, distinct=None).max() + 1 == 2
+    # The estimator keeps the brief voice too (pyannote's size rule alone would lose it).
+    found = estimate_partition(x[:65], min_size=10)
+    assert found.max() + 1 == 3 and len(set(found[60:65])) == 1
+
+
+def test_spurious_overlap_speaker_dropped():
+    """pyannote pads a speaker with a zero centroid where the segmentation counts more
+    overlapping voices than the clustering found: its turns are dropped."""
+    from types import SimpleNamespace
+
+    from pyannote.core import Annotation
+    from pyannote.core import Segment as Span
+
+    from yivideo.diarization.run import _run
+
+    ann = Annotation()
+    ann[Span(0.0, 9.0)] = "SPEAKER_00"
+    ann[Span(4.0, 4.5)] = "SPEAKER_01"
+    output = SimpleNamespace(speaker_diarization=ann,
+                             speaker_embeddings=np.vstack([np.ones(192), np.zeros(192)]))
+    pipe = SimpleNamespace(pipeline=lambda audio, hook=None, **kw: output)
+    tracks, centroids = _run(pipe, np.zeros(SAMPLE_RATE, np.float32), "u", None)  # type: ignore[arg-type]
+    assert tracks == [(0.0, 9.0, "SPEAKER_00")] and list(centroids) == ["SPEAKER_00"]
+    output.speaker_embeddings = np.vstack([np.ones(192), np.full(192, 0.5)])
+    tracks, centroids = _run(pipe, np.zeros(SAMPLE_RATE, np.float32), "u", None)  # type: ignore[arg-type]
+    assert len(tracks) == 2 and len(centroids) == 2
 
 
 def test_windows_cover_the_input_evenly():

@@ -20,6 +20,7 @@ from yivideo.diarization.attribution import NEAREST_TURN_S, assign_speakers, spl
 from yivideo.diarization.clustering import (
     CANDIDATE_LINKAGES,
     DEFAULT_THRESHOLD,
+    DISTINCT_SIMILARITY,
     MAX_ESTIMATED_SPEAKERS,
     MIN_CLUSTER_SIZE,
     SAME_SPEAKER_SIMILARITY,
@@ -55,6 +56,7 @@ __all__ = [
     "CANDIDATE_LINKAGES",
     "DEFAULT_CHUNK_S",
     "DEFAULT_THRESHOLD",
+    "DISTINCT_SIMILARITY",
     "MAX_ESTIMATED_SPEAKERS",
     "MIN_CLUSTER_SIZE",
     "MIN_EMBEDDING_FRAMES",

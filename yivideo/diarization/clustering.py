@@ -23,6 +23,15 @@ MIN_CLUSTER_SIZE = 12
 #: in two. Chosen on the tuning dialogues of bench/diarize.py: one voice split in two gave
 #: 0.88-0.99, two different voices at most 0.65 (see bench/results/diarize_counting.md).
 SAME_SPEAKER_SIMILARITY = 0.75
+#: A cluster too small to be kept by size alone is still a speaker of its own when it has
+#: at least :data:`MIN_DISTINCT_SIZE` embeddings and its centroid's cosine similarity to
+#: every large cluster is at most this: a voice that speaks once in a long dialogue. Pieces
+#: split off one voice stay at 0.79-0.93 to that voice's centroid (embeddings of 2-9 chunks;
+#: a lone embedding 0.63-0.75) and two different voices at most 0.65 on the tuning dialogues
+#: (bench/results/diarize_counting.md).
+DISTINCT_SIMILARITY = 0.65
+#: Fewest embeddings (10 s windows 1 s apart: about one short turn) of a distinct small cluster.
+MIN_DISTINCT_SIZE = 3
 #: Most speakers the estimator considers when ``max_speakers`` does not say.
 MAX_ESTIMATED_SPEAKERS = 20
 #: Linkages whose cuts are candidate partitions: centroid linkage (pyannote's) can merge two
@@ -46,17 +55,27 @@ def cut_tree(dendrogram: np.ndarray, k: int) -> np.ndarray:
     return fcluster(steps, n - k - 0.5, criterion="distance") - 1
 
 
-def absorb_small(x: np.ndarray, labels: np.ndarray, min_size: int) -> np.ndarray:
-    """Clusters smaller than ``min_size`` join the large cluster with the nearest centroid;
-    labels renumbered 0..k-1."""
+def absorb_small(
+    x: np.ndarray,
+    labels: np.ndarray,
+    min_size: int,
+    distinct: float | None = DISTINCT_SIMILARITY,
+) -> np.ndarray:
+    """Clusters smaller than ``min_size`` join the large cluster with the nearest centroid,
+    unless (``distinct`` not None) they hold :data:`MIN_DISTINCT_SIZE` or more embeddings
+    and no large centroid is more alike than ``distinct``; labels renumbered 0..k-1."""
     ids, counts = np.unique(labels, return_counts=True)
     large = ids[counts >= min_size]
     labels = labels.copy()
     if 0 < len(large) < len(ids):
         centroids = _unit(np.vstack([x[labels == i].mean(axis=0) for i in large]))
-        for small in ids[counts < min_size]:
-            nearest = int(np.argmax(centroids @ _unit(x[labels == small].mean(axis=0))))
-            labels[labels == small] = large[nearest]
+        for small, count in zip(ids, counts, strict=True):
+            if count >= min_size:
+                continue
+            sims = centroids @ _unit(x[labels == small].mean(axis=0))
+            if distinct is not None and count >= MIN_DISTINCT_SIZE and sims.max() <= distinct:
+                continue  # a voice of its own that spoke briefly, not a piece of another
+            labels[labels == small] = large[int(np.argmax(sims))]
     return np.unique(labels, return_inverse=True)[1]
 
 
@@ -96,10 +115,11 @@ def estimate_partition(
     """Speaker index of every embedding, the number of speakers estimated.
 
     Candidates are the cuts of several dendrograms (:data:`CANDIDATE_LINKAGES`) into 2 ..
-    ``max_clusters`` clusters, small clusters absorbed. A candidate whose two closest
-    centroids exceed ``same_speaker`` cosine similarity splits a speaker and is dropped;
-    of the rest the one with the best silhouette (cosine) wins. With none left: one
-    speaker, or the closest candidate to ``min_clusters`` when more are required.
+    ``max_clusters`` clusters, small clusters absorbed unless distinct (:func:`absorb_small`).
+    A candidate whose two closest centroids exceed ``same_speaker`` cosine similarity splits
+    a speaker and is dropped; of the rest the one with the best silhouette (cosine) wins.
+    With none left: one speaker, or the closest candidate to ``min_clusters`` when more are
+    required.
 
     ``groups`` (per embedding, e.g. the window of a per-window speaker) are cannot-links:
     embeddings of one group are different speakers, so a candidate joining two of them is

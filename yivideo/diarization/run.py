@@ -64,6 +64,13 @@ def _run(
             str(lbl): np.asarray(c, dtype=np.float64)
             for lbl, c in zip(labels, centroids, strict=True)
         }
+        # pyannote pads the speakers with all-zero centroids where the segmentation counts
+        # more overlapping voices than the clustering found speakers: such a speaker is
+        # no cluster of any embedding (a spurious overlap, e.g. an echo of one voice).
+        phantoms = {lbl for lbl, c in by_label.items() if not np.any(c)}
+        if phantoms and len(phantoms) < len(by_label):
+            tracks = [t for t in tracks if t[2] not in phantoms]
+            by_label = {lbl: c for lbl, c in by_label.items() if lbl not in phantoms}
     return tracks, by_label
 
 

@@ -386,7 +386,7 @@ def test_summary_has_ordered_chapters_within_the_media(service):
     assert starts == sorted(starts) and len(set(starts)) == 2
     assert all(0 <= c["start"] < c["end"] <= transcript.duration for c in chapters)
     assert [c["end"] for c in chapters[:-1]] == starts[1:]  # no gap, no overlap
-    markdown = ctx.artifacts["summary.md"]
+    markdown = ctx.artifacts["summary.md"].decode()
     assert markdown.startswith("# Summary") and "0:00 " in markdown
     assert all(c["title"] in markdown for c in chapters)
 

@@ -85,7 +85,8 @@ def test_every_api_path_the_script_calls_exists(web):
     js = (WEB / "app.js").read_text()
     called = _api_paths(js)
     assert {"/v1/info", "/v1/nodes", "/v1/files", "/v1/workflows", "/v1/workflows/{x}/events",
-            "/v1/workflows/{x}/artifacts/{x}", "/v1/workflows/{x}/retry"} <= called
+            "/v1/workflows/{x}/artifacts/{x}", "/v1/workflows/{x}/retry",
+            "/v1/workflows/{x}/artifacts/{x}/link"} <= called
     schema = web.get("/openapi.json").json()["paths"]
     patterns = [re.compile("^" + re.sub(r"\{[^}]+\}", "[^/]+", p) + "$") for p in schema]
     for path in called:
@@ -344,7 +345,11 @@ def test_browser_upload_subtitles_recipe_cues_seek_and_srt(web, sample, watched)
     page.click("#submit")
     expect(page.locator("#submit-status")).to_contain_text("Started")
     expect(page.locator("#stages li").first).to_be_visible()
-    screenshot(page, "progress", "#view")
+    if os.environ.get("YIVIDEO_SCREENSHOTS"):  # a view with a stage under way, if one is seen
+        page.wait_for_function("""() => /running \\d+%|succeeded/.test(
+            document.getElementById('stages').textContent + document.getElementById(
+            'view-status').textContent)""")
+        screenshot(page, "progress", "#view")
     expect(page.locator("#view-status")).to_have_text("succeeded", timeout=120_000)
     bars = page.eval_on_selector_all("#stages progress", "bars => bars.map(b => b.value)")
     assert bars and all(v == 100 for v in bars), bars
@@ -369,7 +374,9 @@ def test_browser_upload_subtitles_recipe_cues_seek_and_srt(web, sample, watched)
     assert words(active.json_value()) & (words(target.text) - {"a", "the", "new"})
     expect(page.locator("#cues button.active")).to_have_count(1)
     assert words(page.inner_text("#cues button.active")) & words(target.text)
-    screenshot(page, "result", "#view")
+    page.wait_for_function("""() => { const v = document.getElementById('video');
+                                      return !v.seeking && v.readyState >= 2; }""")
+    screenshot(page, "result", "#result")
 
     # a click on a cue in the list seeks the video to it
     third = sample.speech[2]
@@ -500,3 +507,73 @@ def test_browser_at_200_percent_zoom_nothing_overflows_sideways(web, srt_flow, w
         return {scroll: doc.scrollWidth, width: doc.clientWidth, out};
     }""")
     assert wide["scroll"] <= wide["width"] and not wide["out"], wide
+
+
+@browser_test
+def test_browser_with_a_key_the_video_plays_from_a_signed_link_with_range(
+        auth_web, sample, watched, tmp_path):
+    """With auth on, ``<video>`` and ``<track>`` get short-lived signed links (elements
+    cannot send the key), which serve Range requests, so the video can be sought in."""
+    from playwright.sync_api import expect
+
+    srt = tmp_path / "in.srt"
+    srt.write_text("1\n00:00:01,000 --> 00:00:03,000\nSigned and sought\n\n")
+    address = "http://127.0.0.1:8000/ui-auth"
+    with httpx.Client(base_url=address, headers={"X-API-Key": auth_web}, timeout=60) as api:
+        def upload(path: Path) -> str:
+            resp = api.post("/v1/files", params={"filename": path.name},
+                            content=path.read_bytes(),
+                            headers={"content-type": "application/octet-stream"})
+            return resp.json()["data"]["path"]
+
+        body = {"inputs": {"video": upload(Path(sample.video)), "subs": upload(srt)},
+                "stages": {
+            "read": {"node": "subtitle.read", "inputs": {"subtitles": "input.subs"}},
+            "write": {"node": "subtitle.write", "params": {"formats": ["vtt", "json"]},
+                      "inputs": {"transcript": "read.transcript"}},
+            "mux": {"node": "subtitle.mux", "params": {"name": "soft.mp4"},
+                    "inputs": {"video": "input.video", "events": "write.events"}}}}
+        wid = api.post("/v1/workflows", json=body).json()["data"]["id"]
+        assert finished(api, wid)["status"] == "succeeded"
+
+    session = watched()
+    session.expected = {401}  # the page's first calls, before the key is given
+    page = session.open(address + "/")
+    page.fill("#api-key", auth_web)
+    page.click("#key-form button[type=submit]")
+    page.click(f"#workflows button:text('{wid}')")
+    expect(page.locator("#video-note")).to_have_text("Playing soft.mp4.")
+    expect(page.locator("#cues button")).to_have_count(1)  # the track's file came by link
+    src = page.eval_on_selector("#video", "v => v.src")
+    track = page.eval_on_selector("#video track", "t => t.src")
+    assert src.startswith(address + "/links/") and track.startswith(address + "/links/")
+    page.wait_for_function("document.getElementById('video').readyState >= 1")
+    page.eval_on_selector("#video", "v => { v.currentTime = 12; }")
+    page.wait_for_function("""() => { const v = document.getElementById('video');
+        return !v.seeking && v.readyState >= 2 && v.currentTime > 11; }""")
+    assert page.eval_on_selector("#video", "v => v.seekable.length && v.seekable.end(0)") > 12
+
+    part = httpx.get(src, headers={"Range": "bytes=0-99"})
+    assert part.status_code == 206 and len(part.content) == 100
+    assert httpx.get(src[:-3] + ("AAA" if not src.endswith("AAA") else "BBB")).status_code == 401
+
+
+def test_a_signed_link_names_one_artifact_and_dies_by_expiry_or_key_removal():
+    from yivideo.errors import Unauthorized
+    from yivideo.security.auth import AuthSettings, Principal, new_api_key
+    from yivideo.security.links import sign_link, verify_link
+
+    _, entry = new_api_key("ann", "k_ann")
+    auth = AuthSettings(enabled=True, api_keys=[entry])
+    ann = Principal("ann", "api_key", key_id="k_ann")
+    token, _ = sign_link(ann, "w1", "out.mp4", auth)
+    link = verify_link(token, auth)
+    assert (link.owner, link.wid, link.name) == ("ann", "w1", "out.mp4")
+    with pytest.raises(Unauthorized, match="expired"):
+        verify_link(sign_link(ann, "w1", "out.mp4", auth, ttl_s=-60)[0], auth)
+    _, other = new_api_key("bob", "k_bob")
+    with pytest.raises(Unauthorized):  # signed under other settings: another key
+        verify_link(token, AuthSettings(enabled=True, api_keys=[entry, other]))
+    with pytest.raises(Unauthorized, match="no longer valid"):
+        verify_link(token, AuthSettings(enabled=True, api_keys=[other.model_copy(
+            update={"sha256": entry.sha256, "id": "k_new"})]))

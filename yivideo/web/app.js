@@ -11,7 +11,7 @@ const SPEAKER_COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", 
                          "#8c564b", "#e377c2"];
 
 const state = { info: null, nodes: {}, catalogue: null, offset: 0, total: 0,
-                upload: null, stream: null, current: null, blobs: [],
+                upload: null, stream: null, current: null,
                 // workflow id -> object URL of the file this tab uploaded for it (the server
                 // names its inputs by content, so the page remembers what it sent)
                 uploadedFor: {} };
@@ -480,8 +480,6 @@ async function listWorkflows() {
 
 async function openWorkflow(id) {
   if (state.stream) state.stream.abort();
-  for (const u of state.blobs) URL.revokeObjectURL(u);
-  state.blobs = [];
   state.current = id;
   history.replaceState(null, "", `#workflow=${encodeURIComponent(id)}`);
   $("view").hidden = false;
@@ -583,16 +581,14 @@ async function retry() {
 
 const VIDEO = /\.(mp4|m4v|webm|mkv|mov)$/i;
 
-// A URL the page can give to <video>, <track> and links: the artifact itself, or a blob
-// of it when an API key must be sent (elements cannot send headers).
+// A URL the page can give to <video>, <track> and links: the artifact itself, or, when an
+// API key must be sent (elements cannot send headers), a short-lived signed link to it,
+// which still serves Range requests, so the video can be sought in.
 async function artifactUrl(id, name) {
-  const path = url(`/v1/workflows/${encodeURIComponent(id)}/artifacts/${encodeURIComponent(name)}`);
-  if (!authHeaders()["X-API-Key"]) return path;
-  const resp = await fetch(path, { headers: authHeaders() });
-  if (!resp.ok) throw new ApiError(resp.status, null, resp.headers.get("Retry-After"));
-  const blob = URL.createObjectURL(await resp.blob());
-  state.blobs.push(blob);
-  return blob;
+  const path = `/v1/workflows/${encodeURIComponent(id)}/artifacts/${encodeURIComponent(name)}`;
+  if (!authHeaders()["X-API-Key"]) return url(path);
+  const link = await api("POST", `/v1/workflows/${encodeURIComponent(id)}/artifacts/${encodeURIComponent(name)}/link`);
+  return url(link.url);
 }
 
 async function artifactText(id, name) {

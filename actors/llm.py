@@ -135,10 +135,10 @@ class Usage:
 
 def _translate_messages(params: TranslateParams, source: str, line: str, before: list[str],
                         after: list[str], with_context: bool) -> list[dict[str, str]]:
-    """The request for one line. Measured on the 0.5B model (bench/llm.py): asking for
-    natural, fluent, grammatical sentences and naming the source language gains about
-    5 chrF over a bare "translate"; neighbours are shown in the system message, apart from
-    the line itself, so that the model does not translate them into it."""
+    """The request for one line: natural, fluent, grammatical sentences from the named
+    source language (the 0.5B model otherwise drops articles; chrF within a few points of a
+    bare "translate", bench/results/llm.md); neighbours are shown in the system message,
+    apart from the line itself, so that the model does not translate them into it."""
     target = LANGUAGES.get(params.target_language, params.target_language)
     what = f"{LANGUAGES[source]} subtitle line" if source in LANGUAGES else "subtitle line"
     system = (f"You are a professional subtitle translator. Translate the {what} into "

@@ -167,12 +167,22 @@ def resolve(value: str | MediaHandle, storage_dir: Path, namespace: str) -> Path
     cached = cache_dir(storage_dir) / sha / name
     if cached.is_file():
         return cached  # materialised here before: no call at all
+    origin = _origins.get(sha)
+    if origin is not None and _stat(origin[1]) == origin[2:]:
+        return Path(origin[1])  # this node's own file, seen before: no call either
     store = _running_store(namespace)
     handle = ray.get(store.find.remote(sha)) if store is not None else None
     if handle is None:
         raise MediaError(f"the input media {name} is no longer held by the cluster "
                          "(it expired or the cluster restarted); submit it again")
-    return replace(handle, name=name).local_path(cache_dir(storage_dir))
+    path = replace(handle, name=name).local_path(cache_dir(storage_dir))
+    if handle.origin is not None and str(path) == handle.origin[1]:
+        _origins[sha] = handle.origin  # facts only: holding the refs would pin the bytes
+    return path
+
+
+#: sha256 -> origin of media found to be a file of this node (no object refs kept)
+_origins: dict[str, tuple[str, str, int, int]] = {}
 
 
 class MediaStore:

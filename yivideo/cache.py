@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from yivideo.media.handle import is_uri, parse_uri
 from yivideo.nodes import get_service
 from yivideo.workflow import Plan, Ref
 
@@ -34,7 +35,10 @@ def file_digest(path: Path) -> str:
 
 
 def literal_key(value: Any) -> str:
-    """A workflow input's key: file content for a path to a file, else its JSON form."""
+    """A workflow input's key: file content for a path to a file or a media URI (whose
+    name does not change what a stage computes), else its JSON form."""
+    if is_uri(value):
+        return "file:" + parse_uri(value)[0]
     if isinstance(value, str) and value and Path(value).is_file():
         return "file:" + file_digest(Path(value))
     return "json:" + json.dumps(value, sort_keys=True, default=str)

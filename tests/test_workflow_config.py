@@ -213,20 +213,28 @@ MODEL_PATHS = ["/tmp/uploads/0a1b/4f3e/config.yaml", "../models/evil", "~/evil",
 
 
 def one_stage(node: str, **params) -> dict:
-    """A workflow running ``node``: inputs given as files, or made from them by converters."""
-    from yivideo.nodes import get_node
-    from yivideo.recipes import CONVERTERS
+    """A workflow running ``node``: inputs given as files, or made from them by other nodes."""
+    from yivideo.nodes import all_nodes, get_node
 
-    spec, stages, inputs = get_node(node), {}, {}
-    for key, dtype in spec.inputs.items():
-        if dtype in LITERALS:
-            inputs[key] = f"input.{dtype}"
-        elif key not in spec.optional_inputs:
-            step = CONVERTERS[dtype][0]
-            ((needs, source),) = get_node(step.node).inputs.items()
-            stages[step.stage] = {"node": step.node, "inputs": {needs: f"input.{source}"}}
-            inputs[key] = step.stage
-    stages["s"] = {"node": node, "params": params, "inputs": inputs}
+    stages: dict = {}
+
+    def wire(spec) -> dict:
+        """Bindings for ``spec``'s inputs, adding a stage that makes each one not given."""
+        inputs = {}
+        for key, dtype in spec.inputs.items():
+            if dtype in LITERALS:
+                inputs[key] = f"input.{dtype}"
+            elif key not in spec.optional_inputs:
+                maker = next(n for n in all_nodes() if dtype in n.outputs.values()
+                             and dtype not in n.inputs.values())
+                stage = maker.name.replace(".", "_")
+                if stage not in stages:
+                    stages[stage] = {"node": maker.name, "inputs": wire(maker)}
+                out = next(o for o, t in maker.outputs.items() if t == dtype)
+                inputs[key] = f"{stage}.{out}"
+        return inputs
+
+    stages["s"] = {"node": node, "params": params, "inputs": wire(get_node(node))}
     return {"inputs": LITERALS, "stages": stages}
 
 

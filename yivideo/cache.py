@@ -17,21 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from yivideo.media.handle import is_uri, parse_uri
+from yivideo.media.handle import file_digest, is_uri, parse_uri
 from yivideo.nodes import get_service
 from yivideo.workflow import Plan, Ref
-
-_digests: dict[tuple[str, int, int], str] = {}
-
-
-def file_digest(path: Path) -> str:
-    """SHA-256 of a file's content, remembered while its size and mtime stay the same."""
-    st = path.stat()
-    memo = (str(path), st.st_size, st.st_mtime_ns)
-    if memo not in _digests:
-        with path.open("rb") as fh:
-            _digests[memo] = hashlib.file_digest(fh, "sha256").hexdigest()
-    return _digests[memo]
 
 
 def literal_key(value: Any) -> str:

@@ -36,7 +36,7 @@ from yivideo.llm_models import DEFAULT_LLM, LLM_MODELS, resolve_llm
 from yivideo.llm_settings import PRESETS, ProviderSettings
 from yivideo.nodes import ModelName, NodeContext, Params, Service, node, register_service
 from yivideo.recipes import OUTPUT, REFINE, Step, capability, recipe
-from yivideo.subtitles import SegmentationRules, render, transcript_json
+from yivideo.subtitles import SegmentationRules, render_formats
 from yivideo.subtitles.answers import (
     LANGUAGES,
     check_answer,
@@ -415,9 +415,7 @@ class LLMService(Service):
         laid out again by the subtitle rules; bilingual: the source line above."""
         events = translated_events(transcript, source, params.rules, params.bilingual)
         style = {"font": params.font, "font_size": params.font_size}
-        for fmt in params.formats:
-            text = (transcript_json(transcript, events) if fmt == "json"
-                    else render(events, fmt, **style))
+        for fmt, text in render_formats(transcript, events, params.formats, **style).items():
             ctx.add_artifact(f"{params.name}.{params.target_language}.{fmt}", text)
         return {"events": events}
 

@@ -12,8 +12,8 @@ from pydantic import Field
 from yivideo.errors import MediaError
 from yivideo.nodes import NodeContext, Params, Service, node, register_service
 from yivideo.recipes import Step, converter
-from yivideo.subtitles import SegmentationRules, render, segments_to_events
-from yivideo.subtitles.formats import read_transcript, transcript_json
+from yivideo.subtitles import SegmentationRules, render, render_formats, segments_to_events
+from yivideo.subtitles.formats import read_transcript
 from yivideo.subtitles.layout import fit_lines
 from yivideo.types import SubtitleEvent, Transcript
 
@@ -74,9 +74,7 @@ class SubtitleService(Service):
             events = segments_to_events(transcript, params.rules)
         style = {"font": params.font, "font_size": params.font_size,
                  "speaker_prefix": params.speaker_prefix}
-        for fmt in params.formats:
-            text = (transcript_json(transcript, events) if fmt == "json"
-                    else render(events, fmt, **style))
+        for fmt, text in render_formats(transcript, events, params.formats, **style).items():
             ctx.add_artifact(f"{params.name}.{fmt}", text)
         return {"events": events}
 

@@ -22,22 +22,13 @@ import time
 from pathlib import Path
 
 import ray
+from engine import median_ms  # bench/engine.py, beside this script
 
 import yivideo
 from yivideo.engine import get_controller
 from yivideo.media.handle import MediaHandle
 from yivideo.settings import get_settings
 from yivideo.testmedia import SENTENCES_EN, make_video
-
-
-def median_ms(fn, n: int) -> float:
-    fn()  # warm
-    times = []
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1000)
-    return statistics.median(times)
 
 
 def big_video(folder: Path, mb: int) -> Path:

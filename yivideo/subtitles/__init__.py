@@ -1,6 +1,13 @@
 """Subtitle service: segment timed words into events and write them in subtitle formats."""
 
-from yivideo.subtitles.formats import FORMATS, parse, render, to_ssafile, transcript_json
+from yivideo.subtitles.formats import (
+    FORMATS,
+    parse,
+    render,
+    render_formats,
+    to_ssafile,
+    transcript_json,
+)
 from yivideo.subtitles.segment import (
     DEFAULT_RULES,
     SegmentationRules,
@@ -16,6 +23,7 @@ __all__ = [
     "join_lines",
     "parse",
     "render",
+    "render_formats",
     "segment_words",
     "segments_to_events",
     "to_ssafile",

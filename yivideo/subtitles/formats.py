@@ -106,6 +106,14 @@ def render(events: Sequence[SubtitleEvent], fmt: RenderFormat, **style: Any) -> 
     return to_ssafile(events, **style).to_string(fmt)
 
 
+def render_formats(transcript: Transcript, events: Sequence[SubtitleEvent],
+                   formats: Sequence[str], **style: Any) -> dict[str, str]:
+    """Each of ``formats`` as text: ``json`` is :func:`transcript_json`, the others
+    :func:`render` with ``style``."""
+    return {fmt: transcript_json(transcript, events) if fmt == "json"
+            else render(events, fmt, **style) for fmt in formats}
+
+
 def _finite(value: Any) -> Any:
     """Replace NaN and infinities, which are not valid JSON, with null."""
     if isinstance(value, float) and not math.isfinite(value):

@@ -136,25 +136,31 @@ class Controller:
             self.store.touch(wid)
 
     async def gpu_status(self, owner: str | None = None) -> dict[str, Any]:
-        """GPUs: total and free, which service actors hold which fraction, who waits.
+        """GPUs: total and free, which service replicas hold which fraction, who waits.
 
-        With ``owner``, only that caller's waiting stages are listed (None: everyone's).
+        Each replica of a GPU service is listed with its node (None while it waits to be
+        placed). With ``owner``, only that caller's waiting stages are listed (None:
+        everyone's).
         """
         total = ray.cluster_resources().get("GPU", 0.0)
         free = ray.available_resources().get("GPU", 0.0)
-        holders = []
-        for service, actor in self.actors.items():
-            opts = self.settings.actor_options(service)
-            if opts.num_gpus <= 0:
-                continue
+
+        async def holder(service: str, name: str, actor: Any) -> dict[str, Any]:
             try:
-                await asyncio.wait_for(actor.health.remote(), 0.5)
-                placed = "alive"
+                health = await asyncio.wait_for(actor.health.remote(), 0.5)
+                placed, node = "alive", health["node_id"]
             except (TimeoutError, ray.exceptions.RayError):
-                placed = "waiting"  # not placed yet: its fraction does not fit now
-            holders.append({"service": service, "num_gpus": opts.num_gpus, "state": placed})
+                placed, node = "waiting", None  # not placed yet: its fraction does not fit
+            return {"service": service, "replica": name, "node_id": node,
+                    "num_gpus": self.settings.actor_options(service).num_gpus,
+                    "state": placed}
+
+        holders = await asyncio.gather(*(
+            holder(service, name, actor) for service in self.runner.pools
+            if self.settings.actor_options(service).num_gpus > 0
+            for name, actor in self.runner.handles(service)))
         return {"total": total, "available": free, "allocated": round(total - free, 4),
-                "holders": holders, "waiting": self.store.queued(owner)}
+                "holders": list(holders), "waiting": self.store.queued(owner)}
 
     def stats(self) -> dict[str, Any]:
         return {"workflows": self.store.counts(), "cache": self.cache.stats()}

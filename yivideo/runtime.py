@@ -1,8 +1,10 @@
 """Connecting to Ray and the long-lived service actors that hold the models.
 
 One generic actor class, :class:`ServiceHost`, hosts any service from ``actors/``; each
-service gets one named, detached actor with the resources its settings ask for, created
-on first use and reused by every workflow afterwards.
+service gets named, detached actors (its replicas, ``actors.<service>.replicas``) with the
+resources its settings ask for, created on first use and reused by every workflow
+afterwards. Replica 0 is named :func:`actor_name`, replica ``i`` ``actor_name:i``
+(:func:`replica_name`); which replica takes a call is the stage runner's choice.
 
 A named actor is built once, from the settings of whoever asked first. So that settings
 mean what they say, an actor remembers the settings it was built from, and asking for a
@@ -65,13 +67,42 @@ def connect(address: str | None = None, settings: Settings | None = None, **init
         init.setdefault("include_dashboard", False)
         # long-lived service actors mostly wait: give the local instance enough logical
         # CPUs for all of them, or one would wait forever for a CPU another one holds
-        wanted = sum(a.num_cpus for a in settings.actors.values())
+        wanted = sum(a.num_cpus * a.replicas.max for a in settings.actors.values())
         init.setdefault("num_cpus", max(os.cpu_count() or 1, math.ceil(wanted)))
     ray.init(address=address, namespace=settings.namespace, log_to_driver=False, **init)
 
 
 def actor_name(service: str) -> str:
+    """The name of the service's first replica (and so of a service with one actor)."""
     return f"service:{service}"
+
+
+def replica_name(service: str, index: int = 0) -> str:
+    """Replica 0 keeps :func:`actor_name`, so that lookups by that name still find it."""
+    return actor_name(service) if index == 0 else f"{actor_name(service)}:{index}"
+
+
+def replica_index(service: str, name: str) -> int | None:
+    """The index of a replica of ``service`` named ``name``; None if it is not one."""
+    base = actor_name(service)
+    if name == base:
+        return 0
+    head, _, tail = name.rpartition(":")
+    return int(tail) if head == base and tail.isdigit() and int(tail) > 0 else None
+
+
+def running_replicas(service: str, settings: Settings) -> dict[int, ray.actor.ActorHandle]:
+    """The service's replicas alive (or restarting) now, by index: Ray's named actors."""
+    found: dict[int, ray.actor.ActorHandle] = {}
+    for entry in ray.util.list_named_actors(all_namespaces=True):
+        index = replica_index(service, entry["name"])
+        if index is None or entry["namespace"] != settings.namespace:
+            continue
+        try:
+            found[index] = ray.get_actor(entry["name"], namespace=settings.namespace)
+        except ValueError:
+            continue  # stopped meanwhile
+    return dict(sorted(found.items()))
 
 
 def largest_gpu_node() -> float:
@@ -169,8 +200,10 @@ def verify(actor: ray.actor.ActorHandle, what: str, wanted: dict[str, Any], reme
         _verified.add(memo)
 
 
-def open_service_actor(service: str, settings: Settings) -> tuple[ray.actor.ActorHandle, bool]:
-    """The service's actor and whether it was running already (else it is created now)."""
+def open_service_actor(service: str, settings: Settings, index: int = 0
+                       ) -> tuple[ray.actor.ActorHandle, bool]:
+    """A replica of the service (the first by default) and whether it was running already
+    (else it is created now, with the service's actor options)."""
     opts = settings.actor_options(service)
     if opts.num_gpus > 0:
         have = largest_gpu_node()
@@ -180,11 +213,11 @@ def open_service_actor(service: str, settings: Settings) -> tuple[ray.actor.Acto
                 f"has {have} GPU; set actors.{service}.num_gpus=0 to run it on the CPU"
             )
     try:
-        return ray.get_actor(actor_name(service), namespace=settings.namespace), True
+        return ray.get_actor(replica_name(service, index), namespace=settings.namespace), True
     except ValueError:
         pass
     host = ray.remote(concurrency_groups={"control": 2})(ServiceHost).options(
-        name=actor_name(service),
+        name=replica_name(service, index),
         namespace=settings.namespace,
         get_if_exists=True,
         lifetime="detached",
@@ -197,15 +230,17 @@ def open_service_actor(service: str, settings: Settings) -> tuple[ray.actor.Acto
     return host.remote(service, service_settings_json(settings)), False
 
 
-def get_service_actor(service: str, settings: Settings | None = None) -> ray.actor.ActorHandle:
-    """The service's actor, created on first use with resources from settings.
+def get_service_actor(service: str, settings: Settings | None = None, index: int = 0
+                      ) -> ray.actor.ActorHandle:
+    """A replica of the service (the first by default), created on first use with
+    resources from settings. Stages get theirs from the stage runner's pool instead.
 
     With ``settings``, a running actor must have been built from the same
     :func:`service_view`, else :class:`SettingsMismatch` (an actor still waiting for its
     resources answers once placed). Without, it is the running actor, however built.
     """
     wanted = settings or get_settings()
-    actor, running = open_service_actor(service, wanted)
+    actor, running = open_service_actor(service, wanted, index)
     if running and settings is not None:
         verify(actor, f"service '{service}'", service_view(settings, service),
                f"yivideo stop --service {service}")
@@ -213,12 +248,14 @@ def get_service_actor(service: str, settings: Settings | None = None) -> ray.act
 
 
 def stop_actors(settings: Settings, services: list[str] | None = None) -> list[str]:
-    """Kill the named service actors (all of them and the controller without ``services``).
+    """Kill the named service actors, every replica (all services and the controller
+    without ``services``).
 
     They are created again, from the settings of whoever asks next. The controller's
     running workflows are then failed (``lost``); finished ones are kept.
     """
-    names = [actor_name(s) for s in services or [svc.name for svc in all_services()]]
+    names = [replica_name(s, i) for s in services or [svc.name for svc in all_services()]
+             for i in running_replicas(s, settings)]
     stopped = []
     for name in names if services else [*names, CONTROLLER]:
         try:

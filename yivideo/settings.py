@@ -22,8 +22,26 @@ from yivideo.security.ratelimit import RateLimitSettings
 from yivideo.tts_servers import TTSServers
 
 
+class Replicas(BaseModel):
+    """How many actors serve one service: more are started while all are busy (up to
+    ``max``), and those above ``min`` are stopped after ``idle_s`` without a call."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min: int = Field(1, ge=1, description="replicas kept once the service is used")
+    max: int = Field(1, ge=1, description="replicas at most, started while all are busy")
+    idle_s: float = Field(
+        300.0, gt=0, description="idle seconds after which a replica above min is stopped")
+
+    @model_validator(mode="after")
+    def _min_le_max(self) -> Replicas:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) must not be above max ({self.max})")
+        return self
+
+
 class ActorOptions(BaseModel):
-    """Ray resources of one service's actor."""
+    """Ray resources of one service's actor (each replica gets the same)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -33,6 +51,8 @@ class ActorOptions(BaseModel):
     max_restarts: int = Field(3, ge=-1, description="restarts after the actor process dies")
     resources: dict[str, float] = Field(
         default_factory=dict, description="custom Ray resources, e.g. {ocr_node: 1}")
+    replicas: Replicas = Field(
+        default_factory=Replicas, description="actors of the service: a pool from min to max")
 
 
 class ModelSettings(BaseModel):

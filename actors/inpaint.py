@@ -4,7 +4,8 @@ The OCR service says where the subtitle band is (``ocr.detect_band``) and when e
 subtitle shows (``ocr.extract_subtitles``); this service erases the text there frame by
 frame (:mod:`yivideo.inpainting`) and writes ``clean.mp4``. The cleaned video is also
 this stage's ``video`` output, so a later stage (``subtitle.burn``) draws new subtitles
-on it: it is kept under ``storage_dir/derived``, named after what it was made from.
+on it: it is kept under ``storage_dir/derived``, named after what it was made from, and
+deleted once nothing can still name it (:func:`prune_derived`).
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Literal
 
@@ -55,7 +58,8 @@ class RemoveParams(Params):
                                                     "each subtitle event")
     threads: int | None = Field(
         None, ge=1, le=64, description="frames inpainted at once (OpenCV works outside the "
-                                       "GIL); None: one per CPU of the node, up to 8")
+                                       "GIL), and the decoder's and x264's threads; None: "
+                                       "the CPUs the actor holds (num_cpus, rounded up)")
     crf: int = Field(18, ge=0, le=51, description="x264 quality of the re-encoded video")
     preset: str = Field("veryfast", pattern=r"^[a-z]+$", description="x264 preset")
     name: str = Field("clean.mp4", pattern=r"^[A-Za-z0-9_.-]+\.(mp4|mkv|mov)$")
@@ -76,6 +80,36 @@ def _fingerprint(video: str, band: Band | None, spans: list[tuple[float, float]]
     facts = [os.path.realpath(video), st.st_size, st.st_mtime_ns,
              band.to_dict() if band else None, spans, params.model_dump(mode="json"), model]
     return hashlib.sha256(json.dumps(facts).encode()).hexdigest()[:24]
+
+
+def derived_lifetime(settings: Any) -> float:
+    """Seconds a derived video is kept after its last use.
+
+    Its path is held by the result cache entries of the stage that made it (reused for
+    ``cache_ttl_s`` after they are made, never refreshed) and by the workflows that got
+    it, from the stage or from such an entry (kept ``workflow_ttl_s`` after they end).
+    Every use refreshes the folder's time, so once this long has passed since the last
+    one, nothing names the file any more (a workflow running longer than a day aside).
+    """
+    return settings.cache_ttl_s + settings.workflow_ttl_s + 86400.0
+
+
+def prune_derived(root: Path, keep_s: float, now: float | None = None) -> list[str]:
+    """Delete the folders under ``root`` last used more than ``keep_s`` ago; their names."""
+    cutoff = (time.time() if now is None else now) - keep_s
+    gone = []
+    try:
+        entries = list(os.scandir(root))
+    except FileNotFoundError:
+        return gone
+    for entry in entries:
+        try:
+            if entry.is_dir(follow_symlinks=False) and entry.stat().st_mtime < cutoff:
+                shutil.rmtree(entry.path)
+                gone.append(entry.name)
+        except FileNotFoundError:
+            continue  # another replica pruned it first
+    return gone
 
 
 @register_service
@@ -119,9 +153,17 @@ class InpaintService(Service):
 
         spans = [(s.start, s.end) for s in transcript.segments if s.text.strip()]
         model = self._inpainter(params) if params.method == "onnx" else None
-        folder = Path(self.settings.storage_dir) / "derived" / _fingerprint(
+        derived = Path(self.settings.storage_dir) / "derived"
+        gone = prune_derived(derived, derived_lifetime(self.settings))
+        if gone:
+            log.info("deleted %d derived videos unused for too long", len(gone))
+        folder = derived / _fingerprint(
             video, band, spans, params, self.identity(self.settings, params.model_dump()))
         out = folder / params.name
+        # The threads this call uses follow what Ray reserved for the actor: more would
+        # take cores another actor holds.
+        reserved = self.settings.actor_options(self.name).num_cpus
+        threads = params.threads or max(1, math.ceil(reserved))
         report: dict[str, Any] = {"band": band.to_dict() if band else None,
                                   "events": len(spans), "method": params.method}
         if not out.exists():
@@ -135,13 +177,15 @@ class InpaintService(Service):
                     stats = remove_subtitles(
                         video, part, band, event_windows(spans, params.pad),
                         method=params.method, grow=params.grow, temporal=params.temporal,
-                        crf=params.crf, preset=params.preset, threads=params.threads, model=model,
+                        crf=params.crf, preset=params.preset, threads=threads, model=model,
                         mask_video=mask,
                         progress=ctx.progress)  # fmt: skip
                     report.update(stats.to_dict())
                     if mask is not None:
                         ctx.add_artifact("subtitle_mask.mp4", mask.read_bytes())
                 part.replace(out)  # whole or not at all: the next call may reuse it
+        else:
+            os.utime(folder)  # used again: its lifetime starts over
         ctx.add_artifact(params.name, out.read_bytes())
         ctx.add_artifact("inpaint.json", json.dumps(report, indent=2))
         ctx.progress(1.0, f"{len(spans)} subtitles erased")

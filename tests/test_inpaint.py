@@ -332,7 +332,48 @@ def test_remove_subtitles_node_runs_a_named_onnx_model(media, model_dir, tmp_pat
                             [Segment(c.start, c.end, c.text) for c in subs.subtitles])
     ctx = NodeContext()
     out = InpaintService(settings).remove_subtitles(ctx, params, subs.video, BAND, transcript)
-    assert json.loads(ctx.artifacts["inpaint.json"])["method"] == "onnx"
+    report = json.loads(ctx.artifacts["inpaint.json"])
+    assert report["method"] == "onnx" and report["threads"] == 1  # the actor holds 1 CPU
     got, ref = _grey(out["video"]), _grey(clean.video)
     shown = _shown(subs, subs.fps, len(got))
     assert psnr(got[shown, BAND.y0 :], ref[shown, BAND.y0 :]) >= 30
+
+
+def test_derived_videos_live_until_nothing_can_name_them(media, tmp_path):
+    """The cleaned video is kept while a cache entry or a workflow may still hold its path,
+    and the node's threads follow the CPUs its actor holds."""
+    import os
+    import time
+    from pathlib import Path
+
+    from actors.inpaint import InpaintService, RemoveParams, derived_lifetime, prune_derived
+    from yivideo.nodes import NodeContext
+    from yivideo.settings import Settings
+    from yivideo.types import Segment, Transcript
+
+    subs, _ = media
+    settings = Settings(storage_dir=tmp_path, actors={"inpaint": {"num_cpus": 2}})
+    life = derived_lifetime(settings)
+    assert life > settings.cache_ttl_s + settings.workflow_ttl_s
+    derived, now = tmp_path / "derived", time.time()
+    for name, age in (("stale", life + 60), ("recent", life - 60)):
+        (derived / name).mkdir(parents=True)
+        (derived / name / "clean.mp4").write_bytes(b"old")
+        os.utime(derived / name, (now - age, now - age))
+    transcript = Transcript("en", 1.0, subs.duration,
+                            [Segment(c.start, c.end, c.text) for c in subs.subtitles])
+    ctx = NodeContext()
+    out = InpaintService(settings).remove_subtitles(ctx, RemoveParams(), subs.video, BAND,
+                                                    transcript)
+    assert not (derived / "stale").exists() and (derived / "recent").exists()
+    assert json.loads(ctx.artifacts["inpaint.json"])["threads"] == 2  # from num_cpus
+    folder = Path(out["video"]).parent
+    assert folder.parent == derived
+    # Reused: its lifetime starts over, so it outlives the folder last used before it.
+    os.utime(folder, (now - life + 30, now - life + 30))
+    again = InpaintService(settings).remove_subtitles(NodeContext(), RemoveParams(),
+                                                      subs.video, BAND, transcript)
+    assert again == out and folder.stat().st_mtime > now - 60
+    assert prune_derived(derived, life, now=now + 120) == ["recent"]
+    assert prune_derived(derived, life, now=time.time() + life + 1) == [folder.name]
+    assert prune_derived(tmp_path / "nothing", life) == []

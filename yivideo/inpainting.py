@@ -273,8 +273,11 @@ class Removal:
     frames: int = 0
     masked_frames: int = 0
     masked_pixels: int = 0
-    seconds: float = 0.0  # masking and inpainting only
+    seconds: float = 0.0  # masking and inpainting only (summed over the filling threads)
     total_seconds: float = 0.0  # with decoding and encoding
+    encode_seconds: float = 0.0  # wall time in the encoder and muxer calls
+    cpu_seconds: float = 0.0  # CPU time of this process (all threads) over the whole run
+    threads: int = 0  # frames filled at once, and the encoder's threads
 
     @property
     def seconds_per_frame(self) -> float:
@@ -284,11 +287,16 @@ class Removal:
         return {"frames": self.frames, "masked_frames": self.masked_frames,
                 "masked_pixels": self.masked_pixels, "seconds": round(self.seconds, 3),
                 "total_seconds": round(self.total_seconds, 3),
+                "encode_seconds": round(self.encode_seconds, 3),
+                "cpu_seconds": round(self.cpu_seconds, 3), "threads": self.threads,
                 "seconds_per_frame": round(self.seconds_per_frame, 5)}
 
 
 def default_threads() -> int:
-    """Frames filled at once: one per CPU of this machine, at most 8 (each holds frames)."""
+    """Frames filled at once: one per CPU of this machine, at most 8 (each holds frames).
+
+    A caller that holds fewer CPUs (a Ray actor's ``num_cpus``) passes its own count.
+    """
     return max(1, min(8, os.cpu_count() or 1))
 
 
@@ -328,6 +336,8 @@ def clean_frames(path: str | Path, band: Band, windows: list[tuple[float, float]
         with open_video(path) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
+            # Decoding is cheap next to filling; as many threads as the filling gets.
+            stream.codec_context.thread_count = threads
             ctx = stream.codec_context
             area = even_band(band, ctx.width, ctx.height)
             cleaner = BandCleaner(area, method, auto_grow(ctx.height) if grow is None else grow,
@@ -370,13 +380,15 @@ def remove_subtitles(src: str | Path, dst: str | Path, band: Band,
     """Write ``dst``: ``src`` with the subtitle text in ``band`` erased during ``windows``.
 
     Video is re-encoded (libx264 at ``crf``/``preset``) frame for frame with the source's
-    timestamps; audio packets are copied. ``threads``: frames inpainted at once (None: one
-    per CPU, up to 8). ``mask_video``: also write the band's masks.
+    timestamps; audio packets are copied. ``threads``: frames inpainted at once, and the
+    threads of the decoder and of x264 (None: one per CPU, up to 8). ``mask_video``: also
+    write the band's masks.
     """
     import av
 
-    stats = Removal()
-    began = time.perf_counter()
+    threads = threads or default_threads()
+    stats = Removal(threads=threads)
+    began, cpu_began = time.perf_counter(), time.process_time()
     with open_video(src) as inp:
         vin = inp.streams.video[0]
         duration = float(vin.duration * vin.time_base) if vin.duration and vin.time_base else 0.0
@@ -385,23 +397,27 @@ def remove_subtitles(src: str | Path, dst: str | Path, band: Band,
         area = even_band(band, w, h)
         ain = inp.streams.audio[0] if inp.streams.audio else None
         with av.open(str(dst), "w") as out:
-            vout = out.add_stream("libx264", rate=rate,
-                                  options={"crf": str(crf), "preset": preset})
+            # x264's threads follow ``threads`` too: by default it starts 1.5 per core of
+            # the machine, more than a caller that holds fewer CPUs may use.
+            vout = out.add_stream("libx264", rate=rate, options={
+                "crf": str(crf), "preset": preset, "threads": str(threads)})
             vout.width, vout.height, vout.pix_fmt = w, h, "yuv420p"
             vout.codec_context.time_base = vin.time_base
             aout = out.add_stream_from_template(ain) if ain is not None else None
             masks = _MaskWriter(mask_video, area, rate, vin.time_base) if mask_video else None
             try:
                 frames = clean_frames(src, area, windows, method=method, grow=grow,
-                                      temporal=temporal, model=model,
-                                      threads=threads or default_threads(), stats=stats)
+                                      temporal=temporal, model=model, threads=threads,
+                                      stats=stats)
                 # Audio is copied packet by packet from its own demuxer, kept just ahead of
                 # the video so the muxer can interleave them.
                 packets = inp.demux(ain) if ain is not None else iter(())
                 pending = next(packets, None)
                 for frame, planes, mask in frames:
+                    encoding = time.perf_counter()
                     for packet in vout.encode(_to_encode(frame, planes, mask)):
                         out.mux(packet)
+                    stats.encode_seconds += time.perf_counter() - encoding
                     t = float(frame.time or 0.0)
                     while pending is not None and (pending.pts is None
                                                    or pending.pts * pending.time_base <= t + 1):
@@ -413,8 +429,10 @@ def remove_subtitles(src: str | Path, dst: str | Path, band: Band,
                         masks.write(frame, mask)
                     if progress and duration:
                         progress(min(t / duration, 0.999), f"{t:.1f}/{duration:.1f} s")
+                encoding = time.perf_counter()
                 for packet in vout.encode():
                     out.mux(packet)
+                stats.encode_seconds += time.perf_counter() - encoding
                 while pending is not None:
                     if pending.dts is not None:
                         pending.stream = aout
@@ -424,6 +442,7 @@ def remove_subtitles(src: str | Path, dst: str | Path, band: Band,
                 if masks is not None:
                     masks.close()
     stats.total_seconds = time.perf_counter() - began
+    stats.cpu_seconds = time.process_time() - cpu_began
     if progress:
         progress(1.0, f"{stats.masked_frames}/{stats.frames} frames cleaned")
     return stats

@@ -193,12 +193,26 @@ def _identity_plda() -> Any:
 class DiarizationPipeline:
     """A loaded pyannote pipeline and its default hyper-parameters; one call at a time."""
 
-    def __init__(self, pipeline: Any, source: str, device: str) -> None:
+    def __init__(
+        self, pipeline: Any, source: str, device: str, resegment: bool = False
+    ) -> None:
         self.pipeline = pipeline
         self.source = source
         self.device = device
+        #: Whether speech is relabelled from short-window embeddings after clustering
+        #: (:mod:`yivideo.diarization.resegment`); only where the centroids are known to be
+        #: in the embedding model's own space (the built-in pipeline).
+        self.resegment = resegment
         self.defaults: dict[str, Any] = pipeline.parameters(instantiated=True)
         self.lock = threading.Lock()
+
+    def embed(self, waveforms: np.ndarray) -> np.ndarray:
+        """Speaker embeddings (batch, dim) of mono 16 kHz waveforms (batch, samples), by the
+        pipeline's own embedding model."""
+        import torch
+
+        batch = torch.from_numpy(np.ascontiguousarray(waveforms, dtype=np.float32))[:, None]
+        return np.asarray(self.pipeline._embedding(batch), dtype=np.float64)
 
     @property
     def has_threshold(self) -> bool:

@@ -93,7 +93,7 @@ def build_pipeline(
             raise ModelNotFound(f"could not load diarization pipeline '{source}'")
     pipeline.to(torch.device(dev))
     log.info("diarization pipeline %s ready on %s", label, dev)
-    return DiarizationPipeline(pipeline, label, dev)
+    return DiarizationPipeline(pipeline, label, dev, resegment=source is None)
 
 
 def available_pipelines(models: ModelSettings) -> dict[str, str]:

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from yivideo.diarization import resegment as reseg
 from yivideo.diarization.clustering import DEFAULT_THRESHOLD, _cluster_centroids
 from yivideo.diarization.models import DiarizationPipeline
 from yivideo.diarization.turns import SAMPLE_RATE, Turn, prepare_audio
@@ -125,11 +126,13 @@ def diarize(
         threshold = pipe.configure(clustering_threshold)
         windows = _chunks(len(audio), chunk_s)
         if len(windows) == 1:
-            tracks, _ = _run(
+            tracks, centroids = _run(
                 pipe, audio, uri,
                 (lambda f: progress(f, "embeddings")) if progress else None,
                 num_speakers=num_speakers, min_speakers=min_speakers, max_speakers=max_speakers,
             )  # fmt: skip
+            if pipe.resegment:
+                tracks = reseg.resegment(audio, tracks, centroids, pipe.embed)
             if progress:
                 progress(1.0, "done")
             return _relabel(tracks)
@@ -192,6 +195,15 @@ def _diarize_windows(
     resolved = [(s, e, glob.get(key, key)) for s, e, key in tracks]
     if bounded:
         resolved = _join_nearest(resolved, set(glob.values()))
+    if pipe.resegment and glob:
+        # Against the speakers of the whole input: a window whose voice went to the wrong
+        # speaker is corrected where its short-window embeddings say so.
+        unit = {key: v / np.linalg.norm(v) for key, v in zip(keys, vectors, strict=True)}
+        merged = {
+            k: np.mean([unit[key] for key, g in glob.items() if g == k], axis=0)
+            for k in set(glob.values())
+        }
+        resolved = reseg.resegment(audio, resolved, merged, pipe.embed)
     if progress:
         progress(1.0, "done")
     return _merge_adjacent(_relabel(resolved))

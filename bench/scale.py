@@ -1,6 +1,13 @@
-"""The front door under load: POST /v1/workflows from many clients at once.
+"""Scaling: (a) a service pool, ASR on one vs two replicas; (c) the front door under load.
 
-For a one-stage no-op workflow and for a workflow with a video input (admission probes
+Part a (``--part a``): four generated speech clips submitted at once through
+``ffmpeg.extract_audio -> asr.transcribe``, with ``actors.asr.replicas.max`` 1 and 2 (each
+setting in a Ray namespace of its own, so each has its own pool); the replicas load their
+model in a warm-up first. Prints wall time and clips per second of each, and the ratio to
+one replica measured in the same run; appends the table to ``--out``.
+
+Part c (``--part c``, the default): POST /v1/workflows from many clients at once. For a
+one-stage no-op workflow and for a workflow with a video input (admission probes
 it), prints and writes (``--out``) the POST latency p50/p99 and submissions per second:
 
 * *alone*: one client, one request after another: the in-run baseline;
@@ -21,14 +28,21 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import shutil
 import statistics
+import subprocess
 import tempfile
 import threading
 import time
 from pathlib import Path
 
+import ray
+
 import yivideo
+from yivideo.engine import get_controller
+from yivideo.runtime import stop_actors
+from yivideo.settings import Settings
 from yivideo.testmedia import SENTENCES_EN, make_video
 
 HOST, PORT = "127.0.0.1", 8000
@@ -79,14 +93,99 @@ def _stats(latencies: list[float], wall: float) -> tuple[float, float, float]:
     return statistics.median(latencies) * 1000, p99 * 1000, len(latencies) / wall
 
 
+def _asr_flow(video: str) -> dict:
+    return {"inputs": {"video": video}, "options": {"cache": False}, "stages": {
+        "audio": {"node": "ffmpeg.extract_audio", "inputs": {"video": "input.video"}},
+        "asr": {"node": "asr.transcribe", "inputs": {"audio": "audio.audio"}}}}
+
+
+def _all_at_once(controller, videos: list[str]) -> tuple[float, list[dict]]:
+    """Submit one workflow per video at once; (wall seconds until the last ends, states)."""
+    t0 = time.perf_counter()
+    ids = ray.get([controller.submit.remote(_asr_flow(v)) for v in videos])
+    states = []
+    for wid in ids:
+        state = ray.get(controller.wait.remote(wid, 600.0))
+        while state["status"] not in ("succeeded", "failed", "cancelled"):
+            state = ray.get(controller.wait.remote(wid, 600.0))
+        assert state["status"] == "succeeded", state["error"]
+        states.append(state)
+    return time.perf_counter() - t0, states
+
+
+def part_a(args: argparse.Namespace) -> None:
+    """ASR through a pool of one, then of two replicas; ratios in the same run."""
+    tmp = Path(tempfile.mkdtemp())
+    videos = [str(make_video(tmp / f"clip{i}.mp4", sentences=SENTENCES_EN[i::4],
+                             duration_min=args.clip_s, burn_subtitles=False,
+                             width=320, height=180).video) for i in range(args.videos)]
+    yivideo.connect()
+    load_before = os.getloadavg()
+    pools = {}
+    for n in (1, 2):
+        settings = Settings(namespace=f"bench-pool-{n}", storage_dir=tmp / f"store{n}", actors={
+            "asr": {"replicas": {"min": 1, "max": n, "idle_s": 3600}}})
+        controller = get_controller(settings)
+        _all_at_once(controller, videos[:n])  # warm: n replicas, each with its model loaded
+        pools[n] = (settings, controller)
+    rows = {1: [], 2: []}
+    for r in range(args.rounds):  # alternating order: load drifts hit both alike
+        for n in ((1, 2) if r % 2 == 0 else (2, 1)):
+            wall, states = _all_at_once(pools[n][1], videos)
+            stages = [s["stages"]["asr"] for s in states]
+            rows[n].append((wall, statistics.mean(st["compute_s"] for st in stages),
+                            len({st["pid"] for st in stages})))
+            print(f"replicas max={n} round {r + 1}: {wall:.1f} s", flush=True)
+    load_after = os.getloadavg()
+    for settings, _ in pools.values():
+        stop_actors(settings)
+    base = statistics.median(w for w, _, _ in rows[1])
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()
+    lines = [f"## {args.title or 'Service pools: ASR on one vs two replicas'} "
+             f"(`bench/scale.py --part a`, {commit})", "",
+             f"{args.videos} clips of {args.clip_s:g} s speech (320x180) submitted at once, "
+             f"`ffmpeg.extract_audio -> asr.transcribe` (tiny.en, one CPU thread per replica), "
+             f"result cache off; each pool warmed first (every replica has its model). "
+             f"{os.cpu_count()} cores; load average (1/5/15 min) {_load(load_before)} before, "
+             f"{_load(load_after)} after. Ratio: clips/s over the median of one replica.", "",
+             "| replicas (max) | round | wall s | clips/s | ASR stage s (mean) "
+             "| replica processes | clips/s ratio |",
+             "|---:|---:|---:|---:|---:|---:|---:|"]
+    for n in (1, 2):
+        for r, (wall, stage_s, pids) in enumerate(rows[n], 1):
+            lines.append(f"| {n} | {r} | {wall:.1f} | {args.videos / wall:.3f} | "
+                         f"{stage_s:.1f} | {pids} | {base / wall:.2f} |")
+    median2 = statistics.median(w for w, _, _ in rows[2])
+    lines += ["", f"Median throughput ratio, two replicas over one: {base / median2:.2f}", ""]
+    print("\n".join(lines), flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with args.out.open("a") as out:  # the file's other sections stay
+        out.write("\n" + "\n".join(lines))
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _load(avg: tuple[float, float, float]) -> str:
+    return "/".join(f"{x:.1f}" for x in avg)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--part", choices=["a", "c"], default="c",
+                    help="a: ASR on a pool of 1 vs 2 replicas; c: the front door under load")
     ap.add_argument("--clients", type=int, default=20)
     ap.add_argument("--per-client", type=int, default=10)
     ap.add_argument("--rate", type=float, default=100.0, help="paced: submissions/s offered")
+    ap.add_argument("--videos", type=int, default=4, help="part a: clips submitted at once")
+    ap.add_argument("--clip-s", type=float, default=20.0, help="part a: seconds per clip")
+    ap.add_argument("--rounds", type=int, default=2, help="part a: timed rounds per pool")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "scale.md")
-    ap.add_argument("--title", default="Front door under load")
+    ap.add_argument("--title", default=None)
     args = ap.parse_args()
+    if args.part == "a":
+        part_a(args)
+        return
+    args.title = args.title or "Front door under load"
     yivideo.connect()
     from ray import serve
 

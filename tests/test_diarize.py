@@ -518,3 +518,43 @@ def test_node_specs():
         speakers.params(min_speakers=3, max_speakers=2)
     with pytest.raises(ValidationError):
         speakers.params(num_speakers=0)
+
+
+def test_viterbi_switches_only_when_it_pays():
+    from yivideo.diarization.resegment import viterbi
+
+    scores = np.array([[0.6, 0.2], [0.6, 0.2], [0.3, 0.5], [0.6, 0.2], [0.2, 0.7], [0.2, 0.7]])
+    # One cell for the other label gains 0.2, less than two changes cost: smoothed away.
+    assert viterbi(scores, 0.3).tolist() == [0, 0, 0, 0, 1, 1]
+    assert viterbi(scores, 0.0).tolist() == [0, 0, 1, 0, 1, 1]
+    assert viterbi(scores[:0], 0.3).tolist() == []
+
+
+@needs_models
+def test_resegment_relabels_a_voice_given_another_label(service):
+    """Real audio: a turn labelled as the previous voice (a local speaker that mixed the two
+    voices across a pause) gets its own voice back; the speech, the overlapped speech and a
+    speaker without a centroid keep their labels."""
+    from actors.diarize import SpeakersParams
+    from yivideo.diarization.resegment import resegment
+
+    pipe = service._pipeline(SpeakersParams(device="cpu"))
+    dlg = make_dialogue(VOICES[:2], 5, seed=1)
+    a, b = dlg.turns[0].speaker, dlg.turns[1].speaker
+
+    def clip(t: Turn) -> np.ndarray:
+        return dlg.samples[int(t.start * SAMPLE_RATE) : int(t.end * SAMPLE_RATE)][None]
+
+    centroids = {v: np.mean([pipe.embed(clip(t))[0] for t in dlg.turns if t.speaker == v],
+                            axis=0) for v in (a, b)}  # fmt: skip
+    t0, t1, t2, t3, t4 = dlg.turns
+    tracks = [(t0.start, t0.end, a), (t1.start, t1.end, a), (t2.start, t2.end, a),
+              (t3.start, t3.end, b), (t3.start + 0.2, t3.start + 0.6, "other"),
+              (t4.start, t4.end, "other")]  # fmt: skip
+    out = resegment(dlg.samples, tracks, centroids, pipe.embed)
+    hyp = [Turn(s, e, k) for s, e, k in out if k != "other"]
+    assert der(dlg.turns[:4], hyp) < 0.02 < der(dlg.turns[:4], [Turn(*t) for t in tracks[:4]])
+    others = [(s, e) for s, e, k in out if k == "other"]
+    assert np.allclose(others, [(t3.start + 0.2, t3.start + 0.6), (t4.start, t4.end)], atol=0.01)
+    assert abs(sum(t.duration for t in hyp) - sum(t.duration for t in dlg.turns[:4])) < 0.05
+    assert resegment(dlg.samples, tracks, {a: centroids[a]}, pipe.embed) == tracks

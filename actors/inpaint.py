@@ -35,8 +35,10 @@ log = logging.getLogger(__name__)
 
 class RemoveParams(Params):
     method: Literal["telea", "ns", "patchmatch", "onnx"] = Field(
-        "telea", description="spatial inpainting: OpenCV Telea or Navier-Stokes (fast), "
-                             "PatchMatch (copies texture; ~50x slower), or an ONNX model")
+        "ns", description="spatial inpainting: OpenCV Navier-Stokes or Telea (fast), "
+                          "PatchMatch (copies texture; ~50x slower), or an ONNX model")
+    radius: int = Field(2, ge=1, le=16, description="pixels around a hole pixel that the "
+                                                   "OpenCV methods fill it from (chroma: half)")
     model: ModelName(INPAINT_MODELS) | None = Field(
         None, description="the onnx method's model: '<name>.onnx' in the operator's "
                           "model folders (LaMa, MI-GAN and the like)")
@@ -177,6 +179,7 @@ class InpaintService(Service):
                     stats = remove_subtitles(
                         video, part, band, event_windows(spans, params.pad),
                         method=params.method, grow=params.grow, temporal=params.temporal,
+                        radius=params.radius,
                         crf=params.crf, preset=params.preset, threads=threads, model=model,
                         mask_video=mask,
                         progress=ctx.progress)  # fmt: skip
@@ -195,7 +198,8 @@ class InpaintService(Service):
 _OCR = (Step("band", "ocr.detect_band", renames={"band_samples": "samples"}),
         Step("ocr", "ocr.extract_subtitles"))
 capability("subtitle_removal", "inpaint", "opencv",
-           "erase burnt-in subtitles found by OCR (OpenCV Telea/NS inpainting); clean.mp4",
+           "erase burnt-in subtitles found by OCR (OpenCV Navier-Stokes/Telea inpainting); "
+           "clean.mp4",
            *_OCR, Step("inpaint", "inpaint.remove_subtitles"))
 capability("subtitle_removal", "inpaint", "onnx",
            "erase burnt-in subtitles found by OCR with an ONNX inpainting model (LaMa, MI-GAN) "

@@ -143,7 +143,8 @@ def test_clean_video_keeps_timing_audio_and_watermark(media, tmp_path):
     assert len(_frame_times(tmp_path / "mask.mp4")) == stats.frames
 
 
-@pytest.mark.parametrize("method, temporal", [("ns", 0), ("patchmatch", 0), ("telea", 8)])
+@pytest.mark.parametrize("method, temporal",
+                         [("telea", 0), ("ns", 0), ("patchmatch", 0), ("telea", 8)])
 def test_every_method_restores_the_band(media, method, temporal):
     subs, clean = media
     ref = _grey(clean.video)

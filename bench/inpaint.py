@@ -338,7 +338,7 @@ class CpuWatch:
         return groups
 
 
-def run_cli(video: str, out: Path, storage: Path, *extra: str
+def run_cli(video: str, out: Path, storage: Path, *extra: str, lock: str | None = None
             ) -> tuple[float, dict[str, Any], CpuWatch]:  # fmt: skip
     """``yivideo run remove-subs`` in a subprocess, Ray embedded (no cluster to join):
     (wall s, the workflow's final state, its process tree's CPU)."""
@@ -346,6 +346,33 @@ def run_cli(video: str, out: Path, storage: Path, *extra: str
            "MKL_NUM_THREADS": "1", "RAY_USAGE_STATS_ENABLED": "0"}
     env.pop("RAY_ADDRESS", None)
     cli = Path(sys.executable).parent / "yivideo"
+    with ray_lock(lock):
+        return _run_cli(cli, video, out, env, extra)
+
+
+def ray_lock(path: str | None) -> Any:
+    """An exclusive flock on ``path`` while Ray runs (Ray's ports are fixed: one cluster
+    per machine at a time); nothing without a path."""
+    import contextlib
+    import fcntl
+
+    if not path:
+        return contextlib.nullcontext()
+
+    @contextlib.contextmanager
+    def held() -> Any:
+        with open(path, "a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    return held()
+
+
+def _run_cli(cli: Path, video: str, out: Path, env: dict[str, str], extra: tuple[str, ...]
+             ) -> tuple[float, dict[str, Any], CpuWatch]:  # fmt: skip
     start = time.perf_counter()
     proc = subprocess.Popen([str(cli), "run", "remove-subs", "--input", video, "--out",
                              str(out), "--json", "--set", "subtitle_removal.language=en",
@@ -399,7 +426,7 @@ def recipe_bench(args: argparse.Namespace) -> None:
             print(rows[-1], flush=True)
             out = tmp / f"out{r}"
             wall, state, watch = run_cli(truth.video, out, tmp / f"storage{r}",
-                                         *args.set)
+                                         *args.set, lock=args.lock)
             report = json.loads((out / "inpaint.json").read_text())
             stage_cpu = {name: watch.between(st["started_at"], st["ended_at"])
                          for name, st in state["stages"].items() if st.get("ended_at")}
@@ -499,10 +526,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2, help="rounds of the whole runs")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "inpaint.md"))
     parser.add_argument("--recipe", action="store_true",
-                        help="time the whole remove-subs recipe from the CLI (starts Ray: "
-                             "run it under the Ray lock) and add its section to --out")
+                        help="time the whole remove-subs recipe from the CLI (starts Ray, "
+                             "see --lock) and add its section to --out")
     parser.add_argument("--seconds", type=float, default=30.0,
                         help="--recipe: length of the test video")
+    parser.add_argument("--lock", default=None,
+                        help="--recipe: a file to flock while Ray runs (one cluster at a time)")
     parser.add_argument("--set", action="append", default=[],
                         help="--recipe: a key=value override passed to the CLI")
     args = parser.parse_args()

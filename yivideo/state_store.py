@@ -1,10 +1,14 @@
 """Every workflow's state in memory, saved on change, with change events and expiry.
 
-States are the records of :mod:`yivideo.state`, saved to ``<root>/<id>/state.json`` and
-recovered from there when the store is made. A new workflow and a final state are written
-at once; the many changes in between (a stage queued, running, its progress) are written
-together at most every ``flush_s``: a controller that dies mid-run marks its in-flight
-workflows lost on recovery anyway, so only the first and last records must never wait.
+States are the records of :mod:`yivideo.state`, appended as JSON lines to one journal,
+``<root>/journal.jsonl`` (the last line of an id is its state), and recovered from there
+(and from the ``<root>/<id>/state.json`` files of earlier versions) when the store is
+made. A new workflow and a final state are appended at once; the many changes in between
+(a stage queued, running, its progress) together at most every ``flush_s``: a controller
+that dies mid-run marks its in-flight workflows lost on recovery anyway, so only the
+first and last records must never wait. An append is one write to an open file, where a
+file per state was a folder, a file and a rename on every change; the journal is
+rewritten with only the current states once it has grown well past them.
 A caller sees only its own workflows: another owner's is as unknown as a missing one.
 Every submission asks how many workflows its caller has running and what has expired, so
 both are answered without a scan of every state: the unfinished ones are kept apart and
@@ -14,17 +18,48 @@ the earliest time anything can expire is known.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from pathlib import Path
 from typing import Any
 
 from yivideo import state as records
 from yivideo.errors import NotFound
-from yivideo.state import FINAL
+from yivideo.state import FINAL, LOST, STAGE_FINAL
 from yivideo.workflow import Plan
 
 #: The fields of a workflow in a listing.
 _LISTED = ("id", "status", "created_at", "ended_at", "duration_s")
+#: The journal is rewritten when it is this many times the size of the current states
+#: (and at least ``_COMPACT_MIN`` bytes): rare, and a recovery reads little more.
+_COMPACT_RATIO, _COMPACT_MIN = 4, 64 << 20
+
+
+def _lost(state: dict[str, Any]) -> None:
+    """Mark a state recovered while in flight as failed: its work is gone."""
+    now = time.time()
+    state.update(status="failed", error={**LOST, "stage": None}, ended_at=now,
+                 duration_s=round(now - (state.get("started_at") or now), 4))
+    for stage in state["stages"].values():
+        if stage["status"] not in STAGE_FINAL:
+            stage.update(status="failed", error=LOST, ended_at=now)
+
+
+def read_journal(path: Path) -> dict[str, dict[str, Any]]:
+    """The last state of each id in a journal (a line cut short by a crash is skipped)."""
+    states: dict[str, dict[str, Any]] = {}
+    try:
+        with path.open("rb") as fh:
+            for line in fh:
+                try:
+                    state = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(state, dict) and "id" in state:
+                    states[state["id"]] = state
+    except FileNotFoundError:
+        pass
+    return states
 
 
 class StateStore:
@@ -32,10 +67,17 @@ class StateStore:
 
     def __init__(self, root: Path, ttl_s: float, flush_s: float = 0.2) -> None:
         self.root, self.ttl_s, self.flush_s = root, ttl_s, flush_s
-        self.states = records.recover(root)
+        self.journal = root / "journal.jsonl"
+        self.states = records.recover(root)  # state.json files of earlier versions
+        for wid, state in read_journal(self.journal).items():
+            if state.get("status") not in FINAL:
+                _lost(state)
+            self.states[wid] = state
         self._changed: dict[str, asyncio.Event] = {}
         self._on_disk: set[str] = set(self.states)
         self._dirty: set[str] = set()
+        self._out: Any = None  # the journal, open for appending
+        self._compact()  # the recovered states (lost ones marked) and nothing more
         self._flush_later: asyncio.TimerHandle | None = None
         #: ids of the workflows not final at their last save (recovered ones all are)
         self._live: set[str] = set()
@@ -104,15 +146,46 @@ class StateStore:
     def flush(self) -> None:
         """Write every state changed since the last batch."""
         self._flush_later = None
-        for wid in list(self._dirty):
-            if wid in self.states:
-                self._write(wid)
-        self._dirty.clear()
+        self._append([wid for wid in self._dirty if wid in self.states])
 
     def _write(self, wid: str) -> None:
-        self._dirty.discard(wid)
-        records.save(self.root / wid, self.states[wid])
-        self._on_disk.add(wid)
+        """Write ``wid`` now, with the batch waiting (one write for all)."""
+        self._dirty.add(wid)
+        self.flush()
+
+    def _append(self, wids: list[str]) -> None:
+        self._dirty.clear()
+        if not wids:
+            return
+        data = "".join(json.dumps(self.states[w], default=str) + "\n" for w in wids)
+        self._out.write(data.encode())  # unbuffered: one write call, whole lines
+        self._on_disk.update(wids)
+        self._size += len(data)
+        if self._size > max(_COMPACT_MIN, _COMPACT_RATIO * self._compacted):
+            self._compact()
+
+    def _compact(self) -> None:
+        """Rewrite the journal with the current states only (a new file, then a rename)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.root / ".journal.jsonl.tmp"
+        data = "".join(json.dumps(s, default=str) + "\n" for s in self.states.values())
+        tmp.write_text(data)
+        tmp.replace(self.journal)
+        if self._out is not None:
+            self._out.close()
+        self._out = self.journal.open("ab", buffering=0)
+        self._size = self._compacted = len(data)
+        self._on_disk = set(self.states)
+        self._dirty.clear()
+
+    def close(self) -> None:
+        """Write what waits for its batch and close the journal."""
+        if self._flush_later is not None:
+            self._flush_later.cancel()
+        self.flush()
+        if self._out is not None:
+            self._out.close()
+            self._out = None
 
     def expire(self) -> list[str]:
         """Forget the workflows that ended more than ``ttl_s`` ago; their ids."""

@@ -30,6 +30,14 @@ SWITCH_PENALTY = 0.3
 #: Similarity bonus for the label pyannote gave a cell (a prior: the clustering of the
 #: long local-speaker embeddings is usually right).
 KEEP_BONUS = 0.05
+#: A speaker's short-window embeddings that fall into two groups whose mean embeddings have
+#: at most this cosine similarity are two voices the clustering merged (segmentation-3.0
+#: gave both one local speaker in every 10 s window, so no long embedding told them apart).
+#: On the tuning dialogues of bench/diarize.py the merged pairs split at 0.44 and 0.47 (12
+#: and 15 windows on the smaller side) and one voice at 0.61 or more (0.40 for one window).
+SPLIT_SIMILARITY = 0.55
+#: Fewest short windows (of HOP_S seconds) on each side of such a split.
+MIN_SPLIT_WINDOWS = 6
 #: Stretches of speech shorter than this keep their labels (CAM++ needs 0.5 s).
 MIN_SPEECH_S = 0.5
 #: Frame rate (per second) of the label grid.
@@ -82,13 +90,15 @@ def resegment(
     hop_s: float = HOP_S,
     switch_penalty: float = SWITCH_PENALTY,
     keep_bonus: float = KEEP_BONUS,
+    split_similarity: float | None = SPLIT_SIMILARITY,
     batch_size: int = 32,
 ) -> list[Track]:
     """``tracks`` (start, end, label) relabelled where one speaker talks, from embeddings
     (``embed``: (batch, samples) float32 at 16 kHz -> (batch, dim)) of ``window_s`` seconds
     around each ``hop_s`` cell, against ``centroids`` (label -> vector). The speech and
     silence stay as they are; tracks of labels without a centroid and overlapped speech
-    keep their labels."""
+    keep their labels. A speaker whose windows hold two voices (:func:`split_merged`,
+    ``split_similarity`` None: never) becomes two: ``label`` and ``(label, "split")``."""
     labels = [lbl for lbl, c in centroids.items() if np.all(np.isfinite(c)) and np.any(c)]
     if len(labels) < 2 or not tracks:
         return list(tracks)
@@ -121,16 +131,71 @@ def resegment(
     if not cells:
         return list(tracks)
 
-    vectors = _embed_windows(audio, [(w0, w1) for _, _, w0, w1 in cells], embed, batch_size)
-    sims = _unit(vectors) @ _unit(np.vstack([centroids[lbl] for lbl in labels])).T
+    vectors = _unit(
+        _embed_windows(audio, [(w0, w1) for _, _, w0, w1 in cells], embed, batch_size)
+    )
+    means = _unit(np.vstack([centroids[lbl] for lbl in labels]))
     prior = np.array([active[c0:c1, : len(labels)].mean(axis=0) for c0, c1, _, _ in cells])
-    scores = np.nan_to_num(sims, nan=0.0) + keep_bonus * prior
+    known = len(labels)
+    if split_similarity is not None:
+        split = split_merged(vectors, means, split_similarity)
+        if split is not None:
+            # Every speaker is then described by its short windows' mean, so that the two
+            # halves of a split compete with the others on equal terms.
+            means, parents = split
+            for parent in parents[known:]:
+                prior = np.hstack([prior, prior[:, parent : parent + 1]])
+                labels.append((labels[parent], "split"))
+            names = labels + names[known:]
+            out = np.hstack([out[:, :known], np.zeros((len(out), len(parents) - known), bool),
+                             out[:, known:]])  # fmt: skip
+    scores = np.nan_to_num(vectors @ means.T, nan=0.0) + keep_bonus * prior
     for first, last in stretches:
         path = viterbi(scores[first:last], switch_penalty)
         for (c0, c1, _, _), k in zip(cells[first:last], path, strict=True):
             out[c0:c1, : len(labels)] = False
             out[c0:c1, k] = True
     return _to_tracks(out, names)
+
+
+def split_merged(
+    vectors: np.ndarray,
+    centroids: np.ndarray,
+    max_similarity: float = SPLIT_SIMILARITY,
+    min_windows: int = MIN_SPLIT_WINDOWS,
+) -> tuple[np.ndarray, list[int]] | None:
+    """Speakers whose unit window embeddings (nearest centroid) fall into two groups of at
+    least ``min_windows`` with mean similarity at most ``max_similarity`` (a 2-cluster cut of
+    an average- or Ward-linkage dendrogram): the new unit centroids (each speaker's windows'
+    mean, the second halves appended) and the speaker each centroid comes from; None when
+    no speaker splits."""
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    nearest = np.argmax(vectors @ centroids.T, axis=1)
+    means = [
+        vectors[nearest == k].mean(axis=0) if np.sum(nearest == k) >= min_windows else c
+        for k, c in enumerate(centroids)
+    ]
+    parents = list(range(len(centroids)))
+    for k in range(len(centroids)):
+        x = vectors[nearest == k]
+        if len(x) < 2 * min_windows:
+            continue
+        best: tuple[float, np.ndarray] | None = None
+        for method in ("average", "ward"):
+            half = fcluster(linkage(x, method=method), 2, criterion="maxclust") == 2
+            if min(half.sum(), (~half).sum()) < min_windows:
+                continue
+            a, b = _unit(x[~half].mean(axis=0)), _unit(x[half].mean(axis=0))
+            if float(a @ b) <= max_similarity and (best is None or float(a @ b) < best[0]):
+                best = (float(a @ b), half)
+        if best is not None:
+            means[k] = x[~best[1]].mean(axis=0)
+            means.append(x[best[1]].mean(axis=0))
+            parents.append(k)
+    if len(parents) == len(centroids):
+        return None
+    return _unit(np.vstack(means)), parents
 
 
 def _embed_windows(

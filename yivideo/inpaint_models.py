@@ -18,8 +18,8 @@ import cv2
 import numpy as np
 
 from yivideo.errors import ModelNotFound
-from yivideo.modelkit import find_in_dirs, model_at_path, models_in_dirs, resolve_device
-from yivideo.models_catalogue import Catalogue, looks_like_path
+from yivideo.modelkit import ModelChain, resolve_chain, resolve_device
+from yivideo.models_catalogue import Catalogue
 from yivideo.settings import ModelSettings
 
 __all__ = ["INPAINT_MODELS", "OnnxInpainter", "Range", "available_inpainters",
@@ -39,28 +39,23 @@ def _onnx_in(path: Path) -> Path | None:
     return None
 
 
+_CHAIN: ModelChain[Path] = ModelChain(
+    kind="inpainting model",
+    read=_onnx_in,
+    how_to_add="To add one, put '<name>.onnx' into one of models.model_dirs ({dirs}).",
+    invalid="is not an .onnx file",
+    name_of=lambda p: p.name.removesuffix(".onnx"),
+)
+
+
 def available_inpainters(models: ModelSettings) -> dict[str, str]:
     """Inpainting models usable offline: name -> file (``<model_dir>/<name>.onnx``)."""
-    return models_in_dirs(models, _onnx_in, lambda p: p.name.removesuffix(".onnx"))
-
-
-def _not_found(name: str, models: ModelSettings, reason: str) -> ModelNotFound:
-    dirs = ", ".join(str(d) for d in models.model_dirs) or "none configured"
-    return ModelNotFound.listing(
-        f"inpainting model '{name}'", reason, available_inpainters(models),
-        f"To add one, put '<name>.onnx' into one of models.model_dirs ({dirs}).")
+    return _CHAIN.available(models)
 
 
 def resolve_inpainter(name_or_path: str, models: ModelSettings) -> Path:
     """The ONNX file of ``name_or_path``, or :class:`ModelNotFound` listing the others."""
-    if looks_like_path(name_or_path):
-        return model_at_path(name_or_path, models, _onnx_in,
-                             lambda name, why: _not_found(name, models, why),
-                             "is not an .onnx file")
-    found = find_in_dirs([name_or_path], models, _onnx_in)
-    if found is None:
-        raise _not_found(name_or_path, models, "is unknown")
-    return found
+    return resolve_chain(_CHAIN, name_or_path, models)
 
 
 #: The catalogue of ``inpaint.remove_subtitles``' ``model`` param.

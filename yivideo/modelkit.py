@@ -10,13 +10,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from yivideo import metrics
 from yivideo.errors import ModelNotFound, ResourceUnavailable
+from yivideo.models_catalogue import looks_like_path
 from yivideo.settings import ModelSettings
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,11 @@ class ModelCache:
 
 
 # ---- where models come from: the operator's model_dirs, then packages, then a hub
+#
+# Every model service resolves a catalogue name the same way (resolve_chain): the first
+# folder of models.model_dirs that holds it, else a model its installed packages ship,
+# else (where the service can fetch and the operator allows it) a download; a path only
+# with models.allow_local_paths. The pieces below are what a service says of its models.
 
 
 def models_in_dirs(models: ModelSettings, read: Callable[[Path], Any],
@@ -131,8 +137,87 @@ def model_at_path(path_text: str, models: ModelSettings, read: Callable[[Path], 
     if not models.allow_local_paths:
         raise not_found(path_text, "is a path; models are named (a path is accepted only "
                                    "with models.allow_local_paths)")
-    path = Path(path_text).expanduser()
+    # absolute, so that the path means the same in an actor with another working directory
+    path = Path(path_text).expanduser().resolve()
     found = read(path)
     if found is not None:
         return found
     raise not_found(path_text, invalid if path.exists() else "is not an existing directory")
+
+
+@dataclass(frozen=True)
+class Bundled(Generic[T]):
+    """A model that installed packages ship; ``get`` lays it out (once) and returns it."""
+
+    where: str  # for listings: "package rapidocr"
+    installed: Callable[[], bool]
+    get: Callable[[ModelSettings], T | None]  # None: it could not be laid out
+    missing: str  # the reason when the packages are absent: "needs the package: ..."
+
+
+def _folder_name(path: Path) -> str:
+    return path.name
+
+
+def _itself(name: str) -> list[str]:
+    return [name]
+
+
+@dataclass(frozen=True)
+class ModelChain(Generic[T]):
+    """Where one kind of model comes from; :func:`resolve_chain` walks it.
+
+    ``read(path)`` is the model at ``path`` (a folder or file under a model dir, or a
+    local caller's path), None when ``path`` holds none; ``how_to_add`` ends the not-found
+    message, with ``{dirs}`` standing for the configured model folders.
+    """
+
+    kind: str  # what a message names: "whisper model", "LLM" ...
+    read: Callable[[Path], T | None]
+    how_to_add: str
+    invalid: str  # why an existing path given by a local caller is no model
+    name_of: Callable[[Path], str] = _folder_name  # a model dir entry -> its name
+    aliases: Callable[[str], list[str]] = _itself  # a name -> entries tried, in order
+    bundled: Mapping[str, Bundled[T]] = field(default_factory=dict)
+    download: Callable[[str], T] | None = None  # with models.allow_download: a hub name
+
+    def available(self, models: ModelSettings) -> dict[str, str]:
+        """Models usable offline: name -> where it comes from. ``model_dirs`` win."""
+        found = models_in_dirs(models, self.read, self.name_of)
+        for name, bundled in self.bundled.items():
+            if bundled.installed():
+                found.setdefault(name, bundled.where)
+        return found
+
+    def not_found(self, name: str, models: ModelSettings, reason: str) -> ModelNotFound:
+        """The error for ``name``: ``reason``, what is available and how to add one."""
+        dirs = ", ".join(str(d) for d in models.model_dirs) or "none configured"
+        return ModelNotFound.listing(f"{self.kind} '{name}'", reason, self.available(models),
+                                     self.how_to_add.replace("{dirs}", dirs))
+
+
+def resolve_chain(chain: ModelChain[T], name_or_path: str, models: ModelSettings) -> T:
+    """The model ``name_or_path`` names, from the first place of ``chain`` that has it.
+
+    In order: a path (only with ``models.allow_local_paths``), an entry of
+    ``models.model_dirs`` (the first folder listed wins), a bundled model, a download
+    (only with ``models.allow_download`` and a ``chain.download``). Anything else raises
+    :class:`ModelNotFound` saying why, what is available and how to add one.
+    """
+    if looks_like_path(name_or_path):
+        return model_at_path(name_or_path, models, chain.read,
+                             lambda name, why: chain.not_found(name, models, why),
+                             chain.invalid)
+    found = find_in_dirs(chain.aliases(name_or_path), models, chain.read)
+    if found is not None:
+        return found
+    bundled = chain.bundled.get(name_or_path)
+    if bundled is not None and bundled.installed():
+        found = bundled.get(models)
+        if found is None:  # only if the cache was tampered with while it was laid out
+            raise chain.not_found(name_or_path, models, "could not be prepared")
+        return found
+    if chain.download is not None and models.allow_download:
+        return chain.download(name_or_path)
+    reason = bundled.missing if bundled is not None else "is unknown"
+    raise chain.not_found(name_or_path, models, reason)

@@ -28,8 +28,8 @@ from typing import Any
 import yaml
 
 from yivideo.errors import ModelNotFound
-from yivideo.modelkit import find_in_dirs, model_at_path, models_in_dirs
-from yivideo.models_catalogue import Catalogue, looks_like_path
+from yivideo.modelkit import Bundled, ModelChain, resolve_chain
+from yivideo.models_catalogue import Catalogue
 from yivideo.settings import ModelSettings
 
 __all__ = [
@@ -221,41 +221,32 @@ def prepare_ppocr_v6_small(cache_dir: Path) -> Path:
     return target
 
 
+def _default_set(models: ModelSettings) -> OCRModelSet | None:
+    found = _read_set(prepare_ppocr_v6_small(models.cache_dir))
+    return None if found is None else OCRModelSet(DEFAULT_MODEL, found.det, found.rec)
+
+
+_CHAIN: ModelChain[OCRModelSet] = ModelChain(
+    kind="OCR model",
+    read=_read_set,
+    how_to_add="To add one, put a directory holding a text detection and a text recognition "
+               "model directory (each with inference.yml and inference.onnx, or Paddle's "
+               "inference files) into one of models.model_dirs ({dirs}).",
+    invalid="holds no text detection + recognition pair",
+    bundled={DEFAULT_MODEL: Bundled(
+        where="package rapidocr", installed=lambda: _rapidocr_models() is not None,
+        get=_default_set, missing="needs the package: pip install rapidocr")},
+)
+
+
 def available_ocr_models(models: ModelSettings) -> dict[str, str]:
     """Model sets usable offline: name -> where it comes from. ``model_dirs`` win."""
-    found = models_in_dirs(models, _read_set)
-    if _rapidocr_models() is not None:
-        found.setdefault(DEFAULT_MODEL, "package rapidocr")
-    return found
-
-
-def _not_found(name: str, models: ModelSettings, reason: str) -> ModelNotFound:
-    dirs = ", ".join(str(d) for d in models.model_dirs) or "none configured"
-    return ModelNotFound.listing(
-        f"OCR model '{name}'", reason, available_ocr_models(models),
-        f"To add one, put a directory holding a text detection and a text recognition model "
-        f"directory (each with inference.yml and inference.onnx, or Paddle's inference files) "
-        f"into one of models.model_dirs ({dirs}).",
-    )
+    return _CHAIN.available(models)
 
 
 def resolve_ocr_models(name_or_path: str, models: ModelSettings) -> OCRModelSet:
     """The model set for ``name_or_path``; :class:`ModelNotFound` lists what is available."""
-    if looks_like_path(name_or_path):
-        return model_at_path(name_or_path, models, _read_set,
-                             lambda name, why: _not_found(name, models, why),
-                             "holds no text detection + recognition pair")
-    found = find_in_dirs([name_or_path], models, _read_set)
-    if found is not None:
-        return found
-    if name_or_path == DEFAULT_MODEL:
-        if _rapidocr_models() is None:
-            raise _not_found(name_or_path, models, "needs the package: pip install rapidocr")
-        found = _read_set(prepare_ppocr_v6_small(models.cache_dir))
-        if found is None:  # only if the cache was tampered with between the two calls
-            raise _not_found(name_or_path, models, "could not be prepared")
-        return OCRModelSet(DEFAULT_MODEL, found.det, found.rec)
-    raise _not_found(name_or_path, models, "is unknown")
+    return resolve_chain(_CHAIN, name_or_path, models)
 
 
 #: The catalogue of the ``model`` param of the ``ocr.*`` nodes.

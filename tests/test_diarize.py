@@ -530,6 +530,31 @@ def test_viterbi_switches_only_when_it_pays():
     assert viterbi(scores[:0], 0.3).tolist() == []
 
 
+def test_split_merged_separates_two_voices_in_one_speaker():
+    """Short-window embeddings of two voices under one centroid split it; one voice's
+    spread, too few windows or a lax bound do not."""
+    from yivideo.diarization.resegment import split_merged
+
+    rng = np.random.default_rng(5)
+    a, b, c = rng.normal(size=(3, 192))
+
+    def around(v: np.ndarray, count: int) -> np.ndarray:
+        x = v + 0.6 * np.linalg.norm(v) / np.sqrt(192) * rng.normal(size=(count, 192))
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+    windows = np.vstack([around(a, 20), around(b, 12), around(c, 20)])
+    merged = np.vstack([a + b, c]) / np.linalg.norm(np.vstack([a + b, c]), axis=1)[:, None]
+    means, parents = split_merged(windows, merged)
+    assert parents == [0, 1, 0]
+    nearest = np.argmax(windows @ means.T, axis=1)
+    groups = [set(nearest[:20]), set(nearest[20:32]), set(nearest[32:])]
+    assert all(len(g) == 1 for g in groups) and len(set.union(*groups)) == 3
+    assert split_merged(windows, merged, min_windows=13) is None
+    assert split_merged(windows, merged, max_similarity=-0.5) is None
+    one = np.vstack([around(a, 30), around(c, 20)])
+    assert split_merged(one, merged) is None
+
+
 @needs_models
 def test_resegment_relabels_a_voice_given_another_label(service):
     """Real audio: a turn labelled as the previous voice (a local speaker that mixed the two

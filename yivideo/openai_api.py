@@ -21,8 +21,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from yivideo.errors import ConfigError
 from yivideo.llm_models import DEFAULT_LLM, available_llms
 from yivideo.runtime import get_service_actor
+from yivideo.settings import ModelSettings
 
-__all__ = ["ChatRequest", "openai_router"]
+__all__ = ["ChatRequest", "KnownModels", "openai_router"]
 
 
 class _Message(BaseModel):
@@ -45,9 +46,46 @@ class ChatRequest(BaseModel):
     stream: bool = False
 
 
+class KnownModels:
+    """The names ``available(models)`` lists, remembered between requests.
+
+    Listing reads every model folder (a GGUF file's first bytes each), too slow for every
+    request on the ingress's event loop. The names are listed again, on a worker thread,
+    when a folder of ``models.model_dirs`` changes (its mtime: a model added, renamed or
+    removed there) or when a request names a model the remembered names lack (a model
+    added inside a sub-folder), so a new model is never refused. A removed one may be
+    remembered until its folder's mtime changes; the service then refuses it by name.
+    """
+
+    def __init__(self, available: Callable[[ModelSettings], dict[str, str]]) -> None:
+        self._available = available
+        self._stamp: tuple[tuple[str, int | None], ...] | None = None
+        self._names: frozenset[str] = frozenset()
+
+    @staticmethod
+    def stamp(models: ModelSettings) -> tuple[tuple[str, int | None], ...]:
+        """Each model folder with its mtime (None: absent); a stat each, no listing."""
+        stamps = []
+        for folder in models.model_dirs:
+            try:
+                stamps.append((str(folder), folder.stat().st_mtime_ns))
+            except OSError:
+                stamps.append((str(folder), None))
+        return tuple(stamps)
+
+    async def names(self, models: ModelSettings, wanted: str) -> frozenset[str]:
+        """The known names; listed again unless they are fresh and include ``wanted``."""
+        stamp = self.stamp(models)  # taken first: a change while listing shows next time
+        if stamp != self._stamp or wanted not in self._names:
+            listed = await run_in_threadpool(self._available, models)
+            self._stamp, self._names = stamp, frozenset(listed)
+        return self._names
+
+
 def openai_router(caller: Callable[..., Any]) -> APIRouter:
     """The router; ``caller`` is the ingress's dependency that authenticates and limits."""
     router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"], dependencies=[Depends(caller)])
+    known_llms = KnownModels(available_llms)
 
     @router.post("/chat/completions")
     async def chat_completions(body: ChatRequest, request: Request) -> JSONResponse:
@@ -55,7 +93,7 @@ def openai_router(caller: Callable[..., Any]) -> APIRouter:
         settings = request.app.state.settings
         if body.stream:
             raise ConfigError.at("stream", "streaming is not offered; send stream: false")
-        known = available_llms(settings.models)
+        known = await known_llms.names(settings.models, body.model)
         if body.model not in known:
             raise ConfigError.at("model", f"unknown model '{body.model}' "
                                  f"(known: {', '.join(sorted(known)) or 'none'})")

@@ -1056,3 +1056,155 @@ def test_a_checkpoint_must_be_plain_weights(tmp_path) -> None:
     plain = tmp_path / "plain.bin"
     torch.save({"state_dict": {"w": torch.zeros(2)}}, plain)
     _check_weights_only(plain)
+
+
+# --------------------------------------------------------------------------- model names
+
+
+def _weights_in(path: Path) -> Path | None:
+    """A model of the tests below: a folder holding ``weights.bin``."""
+    return path if (path / "weights.bin").is_file() else None
+
+
+def _model_folder(path: Path) -> Path:
+    path.mkdir(parents=True)
+    (path / "weights.bin").write_bytes(b"w")
+    return path
+
+
+def test_resolve_chain_walks_folders_packages_and_downloads_in_order(tmp_path) -> None:
+    from yivideo.errors import ModelNotFound
+    from yivideo.modelkit import Bundled, ModelChain, resolve_chain
+    from yivideo.settings import ModelSettings
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    for root in (first, second):
+        _model_folder(root / "shared")
+    _model_folder(second / "m-aliased")
+    installed = {"builtin": True}
+    laid_out: list[str] = []
+
+    def lay_out(models: ModelSettings) -> Path:
+        laid_out.append("builtin")
+        return _model_folder(models.cache_dir / f"builtin-{len(laid_out)}")
+
+    chain = ModelChain(
+        kind="test model", read=_weights_in, invalid="holds no weights.bin",
+        how_to_add="Put one into models.model_dirs ({dirs}).",
+        aliases=lambda name: [name, f"m-{name}"], name_of=lambda p: p.name.removeprefix("m-"),
+        bundled={"builtin": Bundled(where="package builtin", get=lay_out,
+                                    installed=lambda: installed["builtin"],
+                                    missing="needs the package: pip install builtin")},
+        download=lambda name: Path("hub") / name)
+    models = ModelSettings(model_dirs=[first, second], cache_dir=tmp_path / "cache")
+
+    assert resolve_chain(chain, "shared", models) == first / "shared"  # first folder wins
+    assert resolve_chain(chain, "aliased", models) == second / "m-aliased"
+    assert resolve_chain(chain, "builtin", models) == tmp_path / "cache" / "builtin-1"
+    assert chain.available(models) == {"shared": str(first / "shared"),
+                                       "aliased": str(second / "m-aliased"),
+                                       "builtin": "package builtin"}
+    with pytest.raises(ModelNotFound) as err:
+        resolve_chain(chain, "absent", models)
+    assert err.value.message == (
+        f"test model 'absent' is unknown. Available offline: shared ({first / 'shared'}), "
+        f"aliased ({second / 'm-aliased'}), builtin (package builtin). "
+        f"Put one into models.model_dirs ({first}, {second}).")
+    assert err.value.details[0]["available"] == ["aliased", "builtin", "shared"]
+    online = models.model_copy(update={"allow_download": True})
+    assert resolve_chain(chain, "absent", online) == Path("hub/absent")
+    assert resolve_chain(chain, "shared", online) == first / "shared"  # local before a hub
+
+    installed["builtin"] = False
+    with pytest.raises(ModelNotFound, match="'builtin' needs the package: pip install builtin"):
+        resolve_chain(chain, "builtin", models)
+    assert "builtin" not in chain.available(models)
+    installed["builtin"] = True
+    broken = ModelChain(kind="test model", read=_weights_in, invalid="", how_to_add="",
+                        bundled={"builtin": Bundled("package builtin", lambda: True,
+                                                    lambda models: None, "")})
+    with pytest.raises(ModelNotFound, match="could not be prepared"):
+        resolve_chain(broken, "builtin", models)
+    with pytest.raises(ModelNotFound, match="'absent' is unknown"):  # no hub for this kind
+        resolve_chain(broken, "absent", online)
+
+
+@pytest.mark.parametrize("given", ["./evil", "evil/", "../caller/evil", "~/evil", "ABSOLUTE",
+                                   "evil\\x", "evil\x00"])
+def test_resolve_chain_takes_a_path_only_from_a_local_caller(tmp_path, monkeypatch, given
+                                                              ) -> None:
+    from yivideo.errors import ModelNotFound
+    from yivideo.modelkit import ModelChain, resolve_chain
+    from yivideo.settings import ModelSettings
+
+    read_at: list[Path] = []
+
+    def read(path: Path) -> Path | None:
+        read_at.append(path)
+        return _weights_in(path)
+
+    chain = ModelChain(kind="test model", read=read, invalid="holds no weights.bin",
+                       how_to_add="")
+    _model_folder(tmp_path / "operator" / "shared")
+    evil = _model_folder(tmp_path / "caller" / "evil")  # a caller's upload, model-shaped
+    models = ModelSettings(model_dirs=[tmp_path / "operator"], cache_dir=tmp_path / "cache")
+    monkeypatch.chdir(tmp_path / "caller")
+    monkeypatch.setenv("HOME", str(tmp_path / "caller"))
+    with pytest.raises(ModelNotFound, match="is a path; models are named") as err:
+        resolve_chain(chain, given.replace("ABSOLUTE", str(evil)), models)
+    assert err.value.details[0]["available"] == ["shared"]
+    assert read_at and all(p.parent == tmp_path / "operator" for p in read_at)  # the listing
+
+
+def test_resolve_chain_local_paths_are_absolute_and_checked(tmp_path, monkeypatch) -> None:
+    from yivideo.errors import ModelNotFound
+    from yivideo.modelkit import ModelChain, resolve_chain
+    from yivideo.settings import ModelSettings
+
+    chain = ModelChain(kind="test model", read=_weights_in, invalid="holds no weights.bin",
+                       how_to_add="")
+    model = _model_folder(tmp_path / "mine" / "model")
+    local = ModelSettings(model_dirs=[], cache_dir=tmp_path / "cache", allow_local_paths=True)
+    monkeypatch.chdir(tmp_path / "mine")
+    assert resolve_chain(chain, "./model", local) == model  # the same from any directory
+    with pytest.raises(ModelNotFound, match="'./' holds no weights.bin"):
+        resolve_chain(chain, "./", local)
+    with pytest.raises(ModelNotFound, match="'./nowhere' is not an existing directory"):
+        resolve_chain(chain, "./nowhere", local)
+
+
+def test_chat_model_names_are_listed_again_only_when_they_may_have_changed(tmp_path) -> None:
+    import asyncio
+
+    from yivideo.openai_api import KnownModels
+    from yivideo.settings import ModelSettings
+
+    root = tmp_path / "llms"
+    _model_folder(root / "one")
+    models = ModelSettings(model_dirs=[root], cache_dir=tmp_path / "cache")
+    listings: list[int] = []
+
+    def available(models: ModelSettings) -> dict[str, str]:
+        listings.append(1)
+        return {p.name: str(p) for p in sorted(root.iterdir()) if _weights_in(p)}
+
+    def touch_root() -> None:  # an mtime surely newer than the last (timestamps are coarse)
+        stamp = root.stat().st_mtime_ns + 1_000_000_000
+        os.utime(root, ns=(stamp, stamp))
+
+    known = KnownModels(available)
+
+    async def ask(name: str) -> frozenset[str]:
+        return await known.names(models, name)
+
+    assert asyncio.run(ask("one")) == {"one"} and len(listings) == 1
+    assert asyncio.run(ask("one")) == {"one"} and len(listings) == 1  # remembered
+    assert asyncio.run(ask("absent")) == {"one"} and len(listings) == 2  # a miss: again
+    (root / "two").mkdir()  # the folder's mtime is unchanged by a file inside a sub-folder
+    stamp = root.stat().st_mtime_ns
+    (root / "two" / "weights.bin").write_bytes(b"w")
+    assert root.stat().st_mtime_ns == stamp
+    assert asyncio.run(ask("two")) == {"one", "two"} and len(listings) == 3
+    shutil.rmtree(root / "one")
+    touch_root()
+    assert asyncio.run(ask("two")) == {"two"} and len(listings) == 4  # the folder changed

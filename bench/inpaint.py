@@ -310,7 +310,9 @@ class CpuWatch:
                 self.cpu[p.pid] = max(self.cpu.get(p.pid, 0.0), t.user + t.system
                                       + t.children_user + t.children_system)
                 name = "cli" if p.pid == self.pid else (" ".join(cmd[:1]) or p.name())
-                self.title.setdefault(p.pid, name)
+                # a Ray worker starts as python and takes its ray:: title a moment later
+                if p.pid not in self.title or name.startswith("ray::"):
+                    self.title[p.pid] = name
             self.samples.append((time.time(), sum(self.cpu.values())))
             self._stop.wait(self.interval)
 

@@ -550,6 +550,7 @@ def test_split_merged_separates_two_voices_in_one_speaker():
     groups = [set(nearest[:20]), set(nearest[20:32]), set(nearest[32:])]
     assert all(len(g) == 1 for g in groups) and len(set.union(*groups)) == 3
     assert split_merged(windows, merged, min_windows=13) is None
+    assert split_merged(windows, merged, max_new=0) is None
     assert split_merged(windows, merged, max_similarity=-0.5) is None
     one = np.vstack([around(a, 30), around(c, 20)])
     assert split_merged(one, merged) is None

@@ -91,6 +91,7 @@ def resegment(
     switch_penalty: float = SWITCH_PENALTY,
     keep_bonus: float = KEEP_BONUS,
     split_similarity: float | None = SPLIT_SIMILARITY,
+    max_speakers: int | None = None,
     batch_size: int = 32,
 ) -> list[Track]:
     """``tracks`` (start, end, label) relabelled where one speaker talks, from embeddings
@@ -98,7 +99,8 @@ def resegment(
     around each ``hop_s`` cell, against ``centroids`` (label -> vector). The speech and
     silence stay as they are; tracks of labels without a centroid and overlapped speech
     keep their labels. A speaker whose windows hold two voices (:func:`split_merged`,
-    ``split_similarity`` None: never) becomes two: ``label`` and ``(label, "split")``."""
+    ``split_similarity`` None: never) becomes two: ``label`` and ``(label, "split")``, as
+    long as there are no more than ``max_speakers`` (an imposed count or bound)."""
     labels = [lbl for lbl, c in centroids.items() if np.all(np.isfinite(c)) and np.any(c)]
     if len(labels) < 2 or not tracks:
         return list(tracks)
@@ -137,8 +139,9 @@ def resegment(
     means = _unit(np.vstack([centroids[lbl] for lbl in labels]))
     prior = np.array([active[c0:c1, : len(labels)].mean(axis=0) for c0, c1, _, _ in cells])
     known = len(labels)
-    if split_similarity is not None:
-        split = split_merged(vectors, means, split_similarity)
+    room = len(labels) if max_speakers is None else max(0, max_speakers - len(labels))
+    if split_similarity is not None and room:
+        split = split_merged(vectors, means, split_similarity, max_new=room)
         if split is not None:
             # Every speaker is then described by its short windows' mean, so that the two
             # halves of a split compete with the others on equal terms.
@@ -163,12 +166,13 @@ def split_merged(
     centroids: np.ndarray,
     max_similarity: float = SPLIT_SIMILARITY,
     min_windows: int = MIN_SPLIT_WINDOWS,
+    max_new: int | None = None,
 ) -> tuple[np.ndarray, list[int]] | None:
     """Speakers whose unit window embeddings (nearest centroid) fall into two groups of at
     least ``min_windows`` with mean similarity at most ``max_similarity`` (a 2-cluster cut of
     an average- or Ward-linkage dendrogram): the new unit centroids (each speaker's windows'
     mean, the second halves appended) and the speaker each centroid comes from; None when
-    no speaker splits."""
+    no speaker splits. At most ``max_new`` speakers split (the most distinct halves first)."""
     from scipy.cluster.hierarchy import fcluster, linkage
 
     nearest = np.argmax(vectors @ centroids.T, axis=1)
@@ -176,7 +180,7 @@ def split_merged(
         vectors[nearest == k].mean(axis=0) if np.sum(nearest == k) >= min_windows else c
         for k, c in enumerate(centroids)
     ]
-    parents = list(range(len(centroids)))
+    splits: list[tuple[float, int, np.ndarray]] = []
     for k in range(len(centroids)):
         x = vectors[nearest == k]
         if len(x) < 2 * min_windows:
@@ -190,11 +194,15 @@ def split_merged(
             if float(a @ b) <= max_similarity and (best is None or float(a @ b) < best[0]):
                 best = (float(a @ b), half)
         if best is not None:
-            means[k] = x[~best[1]].mean(axis=0)
-            means.append(x[best[1]].mean(axis=0))
-            parents.append(k)
-    if len(parents) == len(centroids):
+            splits.append((best[0], k, best[1]))
+    if not splits or max_new == 0:
         return None
+    parents = list(range(len(centroids)))
+    for _, k, half in sorted(splits, key=lambda t: t[0])[:max_new]:
+        x = vectors[nearest == k]
+        means[k] = x[~half].mean(axis=0)
+        means.append(x[half].mean(axis=0))
+        parents.append(k)
     return _unit(np.vstack(means)), parents
 
 

@@ -132,7 +132,9 @@ def diarize(
                 num_speakers=num_speakers, min_speakers=min_speakers, max_speakers=max_speakers,
             )  # fmt: skip
             if pipe.resegment:
-                tracks = reseg.resegment(audio, tracks, centroids, pipe.embed)
+                tracks = reseg.resegment(
+                    audio, tracks, centroids, pipe.embed, max_speakers=num_speakers or max_speakers
+                )
             if progress:
                 progress(1.0, "done")
             return _relabel(tracks)
@@ -203,7 +205,9 @@ def _diarize_windows(
             k: np.mean([unit[key] for key, g in glob.items() if g == k], axis=0)
             for k in set(glob.values())
         }
-        resolved = reseg.resegment(audio, resolved, merged, pipe.embed)
+        resolved = reseg.resegment(
+            audio, resolved, merged, pipe.embed, max_speakers=num_speakers or max_speakers
+        )
     if progress:
         progress(1.0, "done")
     return _merge_adjacent(_relabel(resolved))

@@ -1171,6 +1171,10 @@ def test_resolve_chain_local_paths_are_absolute_and_checked(tmp_path, monkeypatc
         resolve_chain(chain, "./", local)
     with pytest.raises(ModelNotFound, match="'./nowhere' is not an existing directory"):
         resolve_chain(chain, "./nowhere", local)
+    named_only = ModelChain(kind="test model", read=_weights_in, invalid="", how_to_add="",
+                            local_paths=False)  # a loader that takes a name only
+    with pytest.raises(ModelNotFound, match="'./model' is a path; .* never given by path"):
+        resolve_chain(named_only, "./model", local)
 
 
 def test_chat_model_names_are_listed_again_only_when_they_may_have_changed(tmp_path) -> None:

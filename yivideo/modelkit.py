@@ -180,6 +180,7 @@ class ModelChain(Generic[T]):
     aliases: Callable[[str], list[str]] = _itself  # a name -> entries tried, in order
     bundled: Mapping[str, Bundled[T]] = field(default_factory=dict)
     download: Callable[[str], T] | None = None  # with models.allow_download: a hub name
+    local_paths: bool = True  # False: a path is refused even with models.allow_local_paths
 
     def available(self, models: ModelSettings) -> dict[str, str]:
         """Models usable offline: name -> where it comes from. ``model_dirs`` win."""
@@ -199,12 +200,15 @@ class ModelChain(Generic[T]):
 def resolve_chain(chain: ModelChain[T], name_or_path: str, models: ModelSettings) -> T:
     """The model ``name_or_path`` names, from the first place of ``chain`` that has it.
 
-    In order: a path (only with ``models.allow_local_paths``), an entry of
-    ``models.model_dirs`` (the first folder listed wins), a bundled model, a download
-    (only with ``models.allow_download`` and a ``chain.download``). Anything else raises
-    :class:`ModelNotFound` saying why, what is available and how to add one.
+    In order: a path (only with ``models.allow_local_paths`` and ``chain.local_paths``),
+    an entry of ``models.model_dirs`` (the first folder listed wins), a bundled model, a
+    download (only with ``models.allow_download`` and a ``chain.download``). Anything else
+    raises :class:`ModelNotFound` saying why, what is available and how to add one.
     """
     if looks_like_path(name_or_path):
+        if not chain.local_paths:  # its loader takes a name only
+            raise chain.not_found(name_or_path, models, "is a path; models of this kind are "
+                                                        "named, never given by path")
         return model_at_path(name_or_path, models, chain.read,
                              lambda name, why: chain.not_found(name, models, why),
                              chain.invalid)

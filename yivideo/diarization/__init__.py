@@ -5,7 +5,10 @@ pyannote's segmentation-3.0 network finds up to three local speakers in 10 s win
 CAM++ (a 192-dimensional speaker embedding) describes each of them, and agglomerative
 clustering groups the embeddings into speakers. The number of speakers is estimated from
 the embeddings (:func:`estimate_partition`) rather than read off a fixed distance, which
-did not carry over to voices it was not tuned on. A workflow may instead name a pyannote
+did not carry over to voices it was not tuned on. After clustering, the speech is relabelled
+from 1.5 s embeddings against the speaker centroids (:mod:`yivideo.diarization.resegment`):
+a local speaker of segmentation-3.0 may hold two voices, and a speaker whose short-window
+embeddings fall into two distant groups is two voices. A workflow may instead name a pyannote
 pipeline folder under ``models.model_dirs`` (a path only with ``models.allow_local_paths``);
 a hub name is only used when downloads are allowed.
 

@@ -34,7 +34,7 @@ KEEP_BONUS = 0.05
 #: at most this cosine similarity are two voices the clustering merged (segmentation-3.0
 #: gave both one local speaker in every 10 s window, so no long embedding told them apart).
 #: On the tuning dialogues of bench/diarize.py the merged pairs split at 0.44 and 0.47 (12
-#: and 15 windows on the smaller side) and one voice at 0.61 or more (0.40 for one window).
+#: and 15 windows on the smaller side) and one voice at 0.71 or more (0.40 for one window).
 SPLIT_SIMILARITY = 0.55
 #: Fewest short windows (of HOP_S seconds) on each side of such a split.
 MIN_SPLIT_WINDOWS = 6

@@ -11,6 +11,8 @@ shorter dialogues of 2, 3 and 4 speakers.
     python bench/diarize.py                   # 2-minute memory run, then quality
     python bench/diarize.py --minutes 30 --skip-quality   # the 30-minute memory run
     python bench/diarize.py --counting all    # speaker counting on the fixed voice sets
+    python bench/diarize.py --counting all --threads 1 --cache DIR   # reuse model outputs
+    python bench/diarize.py --counting all --no-resegment   # pyannote's labels as they are
 
 Speaker counting is tuned on the "tuning" voice sets only and reported on the "held-out"
 sets, whose voices and sentences the tuning never saw (results:

@@ -481,33 +481,34 @@ def recipe_report(args: argparse.Namespace, duration: float, load: tuple[float, 
         f"copied), taking turns, {len(rows) // 2} round(s), the fastest shown. "
         f"{os.cpu_count()} CPUs shared with other work: load average {load[0]:.2f} before, "
         f"{os.getloadavg()[0]:.2f} after. Real-time factor: video seconds per wall second. "
-        "A stage's wall time runs from its submission: the first stage on a service "
-        "includes starting the actor and loading its model. CPU seconds: the CLI's whole "
-        "process tree (Ray and its workers), polled every 0.2 s; they do not depend on the "
-        "machine's load.", "",
-        "| stage | wall s | real-time factor | CPU s |", "|---|---|---|---|",
+        "Queued: waiting for the actor (the first stage on a service starts it); the "
+        "first OCR stage also loads the model. CPU seconds: the CLI's whole process tree "
+        "(Ray and its workers), polled every 0.2 s; they hardly depend on the machine's "
+        "load.", "",
+        "| stage | queued s | wall s | real-time factor | CPU s |", "|---|---|---|---|---|",
     ]
     for name, st in state["stages"].items():
         if st.get("duration_s") is not None:
-            lines.append(f"| {name} ({st['node']}) | {st['duration_s']:.2f} | "
-                         f"{rtf(st['duration_s'])} | {best['stage_cpu'].get(name, 0):.1f} |")
+            lines.append(f"| {name} ({st['node']}) | {st.get('queued_s') or 0:.2f} | "
+                         f"{st['duration_s']:.2f} | {rtf(st['duration_s'])} | "
+                         f"{best['stage_cpu'].get(name, 0):.1f} |")
     if "total_seconds" in report:
         enc = report.get("encode_seconds", 0.0)
         lines += [
-            f"| - inpaint: decode, mask, fill ({report.get('threads', '?')} threads) | "
+            f"| - inpaint: decode, mask, fill ({report.get('threads', '?')} threads) | | "
             f"{report['total_seconds'] - enc:.2f} | {rtf(report['total_seconds'] - enc)} | |",
-            f"| - inpaint: encode (x264 calls, {report.get('threads', '?')} threads) | "
+            f"| - inpaint: encode (x264 calls, {report.get('threads', '?')} threads) | | "
             f"{enc:.2f} | {rtf(enc)} | |",
-            f"| - inpaint: the removal in all (its process's CPU) | "
+            f"| - inpaint: the removal in all (its process's CPU) | | "
             f"{report['total_seconds']:.2f} | {rtf(report['total_seconds'])} | "
             f"{report.get('cpu_seconds', float('nan')):.1f} |",
         ]
     lines += [
-        f"| workflow, submit to end | {wf:.2f} | {rtf(wf)} | |",
-        f"| **CLI, the whole command** (Ray's start and stop, files written) | "
+        f"| workflow, submit to end | | {wf:.2f} | {rtf(wf)} | |",
+        f"| **CLI, the whole command** (Ray's start and stop, files written) | | "
         f"**{best['wall']:.2f}** | **{rtf(best['wall'])}** | **{cpu_total:.1f}** |",
-        f"| baseline: ffmpeg re-encode, nothing erased | {ff['wall']:.2f} | {rtf(ff['wall'])} "
-        f"| {ff['cpu']:.1f} |", "",
+        f"| baseline: ffmpeg re-encode, nothing erased | | {ff['wall']:.2f} | "
+        f"{rtf(ff['wall'])} | {ff['cpu']:.1f} |", "",
         f"CLI real-time factor in each round: {', '.join(rounds)}; CLI wall / ffmpeg wall: "
         f"{best['wall'] / ff['wall']:.1f}; CPU / ffmpeg CPU: {cpu_total / ff['cpu']:.1f}. "
         "CPU by process: " + "; ".join(f"{k} {v:.1f} s" for k, v in sorted(groups.items()))

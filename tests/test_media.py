@@ -84,3 +84,53 @@ def test_resample_keeps_frequency_and_length_ratio():
     np.testing.assert_allclose(out, tone[::3], atol=1e-6)
     # a single sample cannot be interpolated: it is repeated
     assert media.resample(np.array([0.5]), 16000, 48000).tolist() == [0.5, 0.5, 0.5]
+
+
+def _cached(cache, name: str, size: int, age_s: float):
+    import os
+    import time
+
+    path = cache / (name * 64) / f"{name}.mp4"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"\0" * size)
+    then = time.time() - age_s
+    os.utime(path, (then, then))
+    return path
+
+
+def test_node_media_cache_evicts_least_recently_used_never_held_or_fresh(tmp_path):
+    from yivideo.media.handle import EVICT_MIN_IDLE_S, evict, hold, resolve
+
+    cache = tmp_path / "media"
+    oldest = _cached(cache, "a", 400, 3 * EVICT_MIN_IDLE_S)
+    held = _cached(cache, "b", 400, 2.5 * EVICT_MIN_IDLE_S)
+    older = _cached(cache, "c", 400, 2 * EVICT_MIN_IDLE_S)
+    used = _cached(cache, "d", 400, 1.5 * EVICT_MIN_IDLE_S)
+    fresh = _cached(cache, "e", 400, 0)
+    (cache / "f" / ".x.part").parent.mkdir()
+    (cache / "f" / ".x.part").write_bytes(b"\0" * 5000)  # being written: not counted
+    assert evict(cache, 0) == []  # no cap
+    assert evict(cache, 2000) == []  # 2000 bytes of files: under the cap
+    # a use renews a file (resolve of a cached file: no Ray call)
+    assert resolve(f"yivideo-media:{'d' * 64}/d.mp4", tmp_path, "ns") == used
+    with hold([str(held)]):  # a running stage holds it: skipped, whatever its age
+        assert evict(cache, 900) == [oldest, older]
+    assert sorted(p.name for p in cache.rglob("*.mp4")) == ["b.mp4", "d.mp4", "e.mp4"]
+    assert not oldest.parent.exists()  # its content's folder went with it
+    assert evict(cache, 100) == [held]  # released: now it goes; the rest were used lately
+    assert used.exists() and fresh.exists()
+
+
+def test_a_materialised_handle_evicts_the_cache_down_to_its_cap(ray_cluster, sample, tmp_path):
+    import dataclasses
+    import os
+    from pathlib import Path
+
+    from yivideo.media.handle import EVICT_MIN_IDLE_S, MediaHandle
+
+    cache, video = tmp_path / "media", Path(sample.video)
+    first = _cached(cache, "a", video.stat().st_size, 2 * EVICT_MIN_IDLE_S)
+    handle = dataclasses.replace(MediaHandle.from_file(video), origin=None)
+    path = handle.local_path(cache, max_bytes=int(1.5 * video.stat().st_size))
+    assert path.read_bytes() == video.read_bytes()
+    assert not first.exists() and os.listdir(cache) == [handle.sha256]

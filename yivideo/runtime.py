@@ -20,6 +20,7 @@ import hashlib
 import json
 import math
 import os
+import threading
 import time
 from collections import deque
 from typing import Any
@@ -28,7 +29,7 @@ import ray
 
 from yivideo.datatypes import file_types
 from yivideo.errors import Cancelled, ResourceUnavailable, SettingsMismatch
-from yivideo.media.handle import MediaHandle, is_uri, resolve
+from yivideo.media.handle import MediaHandle, hold, is_uri, resolve
 from yivideo.models_catalogue import validation_context
 from yivideo.nodes import NodeContext, all_services, get_node, get_service
 from yivideo.security.auth import AuthSettings
@@ -266,6 +267,11 @@ def stop_actors(settings: Settings, services: list[str] | None = None) -> list[s
     return stopped
 
 
+#: A stage that ends sooner than this is not told to the controller as started: its result
+#: says when it began (one message fewer per short stage); a longer one is told then.
+START_TELL_S = 0.05
+
+
 class ServiceHost:
     """A Ray actor holding one service instance (and so its loaded models).
 
@@ -280,6 +286,9 @@ class ServiceHost:
         self._controller: Any = None
         self._cancelled: set[tuple[str, str]] = set()
         self._stopped: deque[tuple[str, str]] = deque(maxlen=100)  # stages a cancel stopped
+        self._starting: dict[tuple[str, str], float] = {}  # began, not yet told
+        self._start_cv = threading.Condition()
+        self._teller: threading.Thread | None = None
 
     @ray.method(concurrency_group="control")
     def health(self) -> dict[str, Any]:
@@ -306,6 +315,37 @@ class ServiceHost:
                 return
         getattr(self._controller, method).remote(*args)
 
+    def _started(self, key: tuple[str, str], began: float) -> None:
+        """Tell the controller that a stage began, once it has run ``START_TELL_S``."""
+        with self._start_cv:
+            self._starting[key] = began
+            if self._teller is None:
+                self._teller = threading.Thread(target=self._tell_started_later,
+                                                name="stage-started", daemon=True)
+                self._teller.start()
+            self._start_cv.notify()
+
+    def _tell_started(self, key: tuple[str, str]) -> None:
+        """Tell it now, unless it was told already or the stage ended."""
+        with self._start_cv:
+            began = self._starting.pop(key, None)
+        if began is not None:
+            self._tell("stage_started", *key, began)
+
+    def _tell_started_later(self) -> None:
+        while True:
+            with self._start_cv:
+                while not self._starting:
+                    self._start_cv.wait()
+                wait = min(self._starting.values()) + START_TELL_S - time.time()
+                if wait > 0:
+                    self._start_cv.wait(wait)
+                    continue
+                now = time.time()
+                due = [k for k, b in self._starting.items() if b + START_TELL_S <= now]
+            for key in due:
+                self._tell_started(key)
+
     def run(
         self,
         node: str,
@@ -326,26 +366,30 @@ class ServiceHost:
         # a cancel that reached an earlier run of this stage must not stop a retry;
         # a call cancelled while still queued never starts (ray.cancel)
         self._cancelled.discard(key)
-        self._tell("stage_started", workflow_id, stage, began)
+        self._started(key, began)
         spec = get_node(node)
         values = iter(upstream)
         kwargs = {name: next(values)[k] if k else literal for name, k, literal in bindings}
         sent = self._localise(spec.inputs, kwargs)
         ctx = NodeContext(
             workflow_id, stage,
-            report=lambda f, m: self._tell("report_progress", workflow_id, stage, f, m),
+            report=lambda f, m: (self._tell_started(key),
+                                 self._tell("report_progress", workflow_id, stage, f, m)),
             cancelled=lambda: key in self._cancelled,
         )
         try:
             ctx.check_cancelled()
             local = validation_context(self.settings.models.allow_local_paths)
-            outputs = getattr(self.service, spec.method)(
-                ctx, spec.params.model_validate(params, context=local), **kwargs)
+            with hold(list(sent)):  # its media stay in the node's cache while it runs
+                outputs = getattr(self.service, spec.method)(
+                    ctx, spec.params.model_validate(params, context=local), **kwargs)
         except Cancelled:
             self._stopped.append(key)
             raise
         finally:
             self._cancelled.discard(key)
+            with self._start_cv:
+                self._starting.pop(key, None)  # not told yet: the result says it
         missing = set(spec.outputs) - set(outputs)
         if missing:
             raise RuntimeError(f"node {node} did not return {sorted(missing)}")
@@ -364,7 +408,8 @@ class ServiceHost:
         sent: dict[str, Any] = {}
         for name, value in kwargs.items():
             if isinstance(value, MediaHandle) or (is_uri(value) and types[name] in file_types()):
-                path = str(resolve(value, self.settings.storage_dir, self.settings.namespace))
+                path = str(resolve(value, self.settings.storage_dir, self.settings.namespace,
+                                   self.settings.media_cache_max_bytes))
                 sent[path], kwargs[name] = value, path
         return sent
 

@@ -92,6 +92,9 @@ class Settings(BaseSettings):
         description="artifacts and uploads, one folder per workflow",
     )
     workflow_ttl_s: float = Field(86400.0, gt=0, description="how long finished state is kept")
+    media_cache_max_bytes: int = Field(
+        0, ge=0, description="largest size of each node's media cache (<storage_dir>/media), "
+                             "least recently used files evicted first; 0: no cap")
     max_upload_mb: float = Field(2048.0, gt=0, description="largest accepted upload")
     list_page_max: int = Field(100, ge=1, description="largest page of GET /v1/workflows")
     stage_attempts: int = Field(

@@ -10,7 +10,10 @@ node, so they outlive the process that read the file; it keeps admitted inputs f
 Where a library needs a real file, a node materialises the media once into its own
 cache folder keyed by content hash (``<storage_dir>/media/<sha256>/<name>``). On the node
 the file came from, the original path is used as it is while its size and mtime are
-unchanged, so one machine copies nothing.
+unchanged, so one machine copies nothing. With ``media_cache_max_bytes``, the cache is
+kept under that size: a cached file's mtime is its last use, and the least recently used
+go first, never one a running stage holds (:func:`hold`, a shared ``flock``) nor one used
+in the last :data:`EVICT_MIN_IDLE_S` (a stage may be about to open it).
 
 A stage that makes a file another stage opens returns :meth:`MediaHandle.from_file`
 (the service runtime does it for outputs of a media type given as a local path).
@@ -18,10 +21,14 @@ A stage that makes a file another stage opens returns :meth:`MediaHandle.from_fi
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
+import math
 import os
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -99,6 +106,7 @@ class MediaHandle:
         if keep:
             known = ray.get(store.find.remote(sha))
             if known is not None:
+                _held[sha] = time.monotonic()
                 return replace(known, name=name or path.name, origin=origin)
         # the long-lived store puts each chunk itself, so that it owns them and they
         # outlive whoever read the file (Ray 2.56 removed ray.put's _owner)
@@ -112,17 +120,20 @@ class MediaHandle:
         handle = cls(sha, name or path.name, size, tuple(chunks), origin)
         if keep:
             ray.get(store.keep.remote(handle))  # the owner holds a ref before we may exit
+            _held[sha] = time.monotonic()
         return handle
 
-    def local_path(self, cache_dir: Path) -> Path:
+    def local_path(self, cache_dir: Path, max_bytes: int = 0) -> Path:
         """A local file with this content: the origin file on its node, else a copy
-        written once per node under ``cache_dir/<sha256>/<name>``."""
+        written once per node under ``cache_dir/<sha256>/<name>`` (then, with
+        ``max_bytes``, the cache's least recently used files are evicted down to that)."""
         if self.origin is not None:
             node, path, size, mtime = self.origin
             if node == _node_id() and _stat(path) == (size, mtime):
                 return Path(path)
         target = cache_dir / self.sha256 / self.name
         if (_stat(str(target)) or (-1,))[0] == self.size:
+            used(target)
             return target
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{uuid.uuid4().hex}.part")
@@ -133,13 +144,16 @@ class MediaHandle:
             tmp.replace(target)  # whole or not at all, whoever else writes it
         finally:
             tmp.unlink(missing_ok=True)
+        evict(cache_dir, max_bytes)
         return target
 
     def __fspath__(self) -> str:
         """The media as a local file (materialised here if needed), for ``open(handle)``."""
         from yivideo.settings import get_settings
 
-        return str(self.local_path(cache_dir(get_settings().storage_dir)))
+        settings = get_settings()
+        return str(self.local_path(cache_dir(settings.storage_dir),
+                                   settings.media_cache_max_bytes))
 
 
 def cache_dir(storage_dir: Path) -> Path:
@@ -159,13 +173,93 @@ def is_uri(value: Any) -> bool:
     return isinstance(value, str) and value.startswith(SCHEME)
 
 
-def resolve(value: str | MediaHandle, storage_dir: Path, namespace: str) -> Path:
-    """A media URI or handle as a local file on this node."""
+#: A cached file used this recently is never evicted: a stage may have asked for it and
+#: not yet opened (and so held) it.
+EVICT_MIN_IDLE_S = 60.0
+
+
+def used(path: Path) -> None:
+    """Mark a cached file as used now: its mtime is its last use."""
+    with contextlib.suppress(OSError):
+        os.utime(path)
+
+
+@contextlib.contextmanager
+def hold(paths: list[str]) -> Iterator[None]:
+    """Hold files while a stage runs: a shared ``flock`` on each, which :func:`evict`
+    (in any process of the node) respects. Paths that are gone are skipped."""
+    fds = []
+    try:
+        for path in paths:
+            with contextlib.suppress(OSError):
+                fd = os.open(path, os.O_RDONLY)
+                fds.append(fd)
+                fcntl.flock(fd, fcntl.LOCK_SH)
+        yield
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def evict(cache: Path, max_bytes: int) -> list[Path]:
+    """Delete the least recently used files of a node's media cache until it holds at
+    most ``max_bytes`` (0: no cap); never a file held (:func:`hold`) or used in the last
+    :data:`EVICT_MIN_IDLE_S`. Returns the files deleted."""
+    if max_bytes <= 0:
+        return []
+    files, total = [], 0
+    with contextlib.suppress(FileNotFoundError), os.scandir(cache) as folders:
+        for folder in folders:
+            if not folder.is_dir(follow_symlinks=False):
+                continue
+            for entry in os.scandir(folder.path):  # ".<id>.part": being written, not counted
+                if not entry.name.startswith(".") and entry.is_file(follow_symlinks=False):
+                    st = entry.stat(follow_symlinks=False)
+                    files.append((st.st_mtime, st.st_size, entry.path))
+                    total += st.st_size
+    removed: list[Path] = []
+    cutoff = time.time() - EVICT_MIN_IDLE_S
+    for mtime, size, path in sorted(files):
+        if total <= max_bytes:
+            break
+        if mtime <= cutoff and _remove_unheld(path):
+            total -= size
+            removed.append(Path(path))
+    return removed
+
+
+def _remove_unheld(path: str) -> bool:
+    """Delete ``path`` unless a stage holds it (checked under an exclusive lock)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:  # held
+        os.close(fd)
+        return False
+    try:
+        os.unlink(path)
+        with contextlib.suppress(OSError):
+            os.rmdir(os.path.dirname(path))  # the content's folder, once empty
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def resolve(value: str | MediaHandle, storage_dir: Path, namespace: str,
+            max_bytes: int = 0) -> Path:
+    """A media URI or handle as a local file on this node (``max_bytes``: the cap of its
+    media cache, see :func:`evict`)."""
     if isinstance(value, MediaHandle):
-        return value.local_path(cache_dir(storage_dir))
+        return value.local_path(cache_dir(storage_dir), max_bytes)
     sha, name = parse_uri(value)
     cached = cache_dir(storage_dir) / sha / name
     if cached.is_file():
+        used(cached)
         return cached  # materialised here before: no call at all
     origin = _origins.get(sha)
     if origin is not None and _stat(origin[1]) == origin[2:]:
@@ -175,10 +269,21 @@ def resolve(value: str | MediaHandle, storage_dir: Path, namespace: str) -> Path
     if handle is None:
         raise MediaError(f"the input media {name} is no longer held by the cluster "
                          "(it expired or the cluster restarted); submit it again")
-    path = replace(handle, name=name).local_path(cache_dir(storage_dir))
+    path = replace(handle, name=name).local_path(cache_dir(storage_dir), max_bytes)
     if handle.origin is not None and str(path) == handle.origin[1]:
         _origins[sha] = handle.origin  # facts only: holding the refs would pin the bytes
     return path
+
+
+def local_copy(value: str, storage_dir: Path) -> Path | None:
+    """The file of a media URI this node has without asking anyone (its cache, or its
+    own file seen before), else None."""
+    sha, name = parse_uri(value)
+    cached = cache_dir(storage_dir) / sha / name
+    if cached.is_file():
+        return cached
+    origin = _origins.get(sha)
+    return Path(origin[1]) if origin is not None and _stat(origin[1]) == origin[2:] else None
 
 
 #: sha256 -> origin of media found to be a file of this node (no object refs kept)
@@ -249,13 +354,34 @@ def _place(config: dict[str, Any], name: str) -> tuple[dict[str, Any], str]:
     return config["inputs"], name
 
 
+class Blocking(Exception):  # noqa: N818 - a signal, not an error a caller sees
+    """The work asked for would block (a file to hash, a call to wait for)."""
+
+
+#: sha256 -> when (monotonic) the media store last said it holds that content
+_held: dict[str, float] = {}
+#: How long such an answer is trusted: the store keeps content ``workflow_ttl_s`` after
+#: its last use, so a front door that asks again this often keeps it held, and the same
+#: file submitted again within this time costs no call at all.
+HELD_TRUST_S = 60.0
+
+
+def _known_digest(path: str) -> str | None:
+    """The SHA-256 :func:`file_digest` remembers for this version of ``path``, or None."""
+    st = _stat(path)
+    return None if st is None else _digests.get((path, *st))
+
+
 def inputs_to_handles(config: dict[str, Any], input_types: dict[str, str],
-                      namespace: str) -> dict[str, Any]:
+                      namespace: str, quick: bool = False,
+                      trust_s: float = HELD_TRUST_S) -> dict[str, Any]:
     """``config`` with each local file it names as a media or file input replaced by a
     media URI (its content put into the object store, held by the media store).
 
     ``input_types`` is the compiled plan's. URLs and paths that name no file here stay
-    as they are (a stage reads or reports them). Blocking: call from a thread.
+    as they are (a stage reads or reports them). A file whose content the store said it
+    holds less than ``trust_s`` ago becomes its URI with no call. Blocking, unless
+    ``quick``: then :class:`Blocking` where it would block (call again from a thread).
     """
     from yivideo.datatypes import file_types
 
@@ -264,5 +390,12 @@ def inputs_to_handles(config: dict[str, Any], input_types: dict[str, str],
         value = container.get(key)
         if dtype in file_types() and isinstance(value, str) and not is_uri(value) \
                 and "://" not in value and os.path.isfile(value):
-            container[key] = MediaHandle.from_file(value, namespace=namespace, keep=True).uri
+            path = str(Path(value).resolve())
+            sha = _known_digest(path)
+            if sha is not None and time.monotonic() - _held.get(sha, -math.inf) < trust_s:
+                container[key] = f"{SCHEME}{sha}/{Path(path).name}"
+                continue
+            if quick:
+                raise Blocking(name)
+            container[key] = MediaHandle.from_file(path, namespace=namespace, keep=True).uri
     return config

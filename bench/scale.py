@@ -17,6 +17,10 @@ it), prints and writes (``--out``) the POST latency p50/p99 and submissions per 
   schedule; a latency counts from when the request was due, so a front door that falls
   behind shows it (no coordinated omission).
 
+For the closed no-op run it also prints the CPU each process spent per submission (from
+``/proc/<pid>/stat`` before and after): the Serve proxy and ingress replica, the
+controller, the service actor that ran the stage, the media store and this client.
+
 This machine is noisy (other work shares its cores), so the ratio to *alone* in the same
 run is what compares between runs. The client is the standard library's ``http.client``
 on one kept-alive connection per client: it costs far less CPU than a full HTTP client,
@@ -85,6 +89,37 @@ def _posts(body: dict, clients: int, per_client: int, rate: float | None = None
     for t in threads:
         t.join()
     return latencies, time.perf_counter() - t0
+
+
+#: The processes whose CPU is counted, by a part of their command line (Ray's titles).
+PROCESSES = {"Serve proxy": "ray::ProxyActor", "Serve ingress replica": "ServeReplica:yivideo",
+             "controller actor": "ray::Controller", "service actor": "ray::ServiceHost",
+             "media store": "ray::MediaStore"}
+
+
+def _cpu_s(pids: dict[str, list[int]]) -> dict[str, float]:
+    """CPU seconds (user + system) each named group of processes has used so far."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for name, group in pids.items():
+        total = 0
+        for pid in group:
+            try:
+                fields = open(f"/proc/{pid}/stat").read().rpartition(")")[2].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])
+        out[name] = total / tick
+    return out
+
+
+def _pids() -> dict[str, list[int]]:
+    found = {}
+    for name, pattern in PROCESSES.items():
+        run = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True)
+        found[name] = [int(p) for p in run.stdout.split()]
+    found["bench client"] = [os.getpid()]
+    return found
 
 
 def _stats(latencies: list[float], wall: float) -> tuple[float, float, float]:
@@ -189,11 +224,15 @@ def main() -> None:
     yivideo.connect()
     from ray import serve
 
+    import serve_app
     from serve_app import build_app
 
     tmp = Path(tempfile.mkdtemp())
     video = str(make_video(tmp / "clip.mp4", sentences=SENTENCES_EN[:1]).video)
-    serve.start(http_options={"host": HOST, "port": PORT})
+    if hasattr(serve_app, "start"):  # Serve's options as the application wants them
+        serve_app.start(HOST, PORT)
+    else:  # an older commit, for a baseline in the same run
+        serve.start(http_options={"host": HOST, "port": PORT})
     # a fresh storage folder: the controller starts with no earlier workflows to recover
     serve.run(build_app({"rate_limit": {"enabled": False}, "storage_dir": str(tmp / "store")}),
               name="yivideo", route_prefix="/")
@@ -211,11 +250,19 @@ def main() -> None:
              "| workflow | load | p50 ms | p99 ms | submissions/s | p50 / alone |",
              "|---|---|---:|---:|---:|---:|"]
     print("\n".join(lines), flush=True)
+    cpu_lines: list[str] = []
     for name, body in bodies.items():
         _posts(body, 1, 5)  # warm: the controller, the service actor, the connection
-        runs = {"alone": _posts(body, 1, 2 * n),
-                "closed": _posts(body, args.clients, n),
-                "paced": _posts(body, args.clients, n, args.rate)}
+        runs = {"alone": _posts(body, 1, 2 * n)}
+        pids = _pids()
+        before = _cpu_s(pids)
+        runs["closed"] = _posts(body, args.clients, n)
+        spent = {k: v - before[k] for k, v in _cpu_s(pids).items()}
+        cpu_lines += [f"| {name} | {proc} | {1000 * sec / (args.clients * n):.2f} |"
+                      for proc, sec in spent.items()]
+        cpu_lines.append(f"| {name} | all | "
+                         f"{1000 * sum(spent.values()) / (args.clients * n):.2f} |")
+        runs["paced"] = _posts(body, args.clients, n, args.rate)
         alone_p50 = _stats(*runs["alone"])[0]
         for load, (latencies, wall) in runs.items():
             p50, p99, rate = _stats(latencies, wall)
@@ -223,6 +270,10 @@ def main() -> None:
                     f"{p50 / alone_p50:.1f} |")
             lines.append(line)
             print(line, flush=True)
+    lines += ["", "CPU per submission in the closed run (all of each process's CPU in that time, "
+              "so other requests' too)", "", "| workflow | process | CPU ms |", "|---|---|---:|",
+              *cpu_lines]
+    print("\n".join(lines[-len(cpu_lines) - 5:]), flush=True)
     serve.shutdown()
     shutil.rmtree(tmp, ignore_errors=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)

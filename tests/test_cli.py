@@ -63,19 +63,6 @@ def test_run_json_and_failure_exit_1(ray_cluster, tmp_path):
     assert state["status"] == "failed" and "file not found" in state["error"]["message"]
 
 
-def test_ray_job_submit_runs_a_workflow(ray_cluster, sample, tmp_path):
-    out = tmp_path / "job-out"
-    proc = subprocess.run(
-        [str(Path(sys.executable).parent / "ray"), "job", "submit",
-         "--address", "http://127.0.0.1:8265", "--working-dir", ".", "--",
-         "yivideo", "run", "media", "--input", sample.video, "--out", str(out)],
-        capture_output=True, text=True, timeout=300, cwd=ROOT,
-    )
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert "succeeded" in proc.stdout
-    assert (out / "media.json").is_file()
-
-
 @pytest.mark.parametrize("snippet", [
     "import yivideo\n"
     "yivideo.connect('auto')\n"

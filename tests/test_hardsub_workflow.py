@@ -37,7 +37,7 @@ def test_hardsub_recipe_reads_burnt_in_chinese_exactly(chinese, tmp_path):
 
 def test_video_without_subtitles_gives_an_empty_srt(tmp_path):
     plain = make_video(tmp_path / "plain.mp4", sentences=["no text on screen"],
-                       burn_subtitles=False, speech=False)
+                       burn_subtitles=False, speech=False, width=640, height=360)
     result = yivideo.run("hardsub", video=plain.video, out=tmp_path / "out")
     assert result.status == "succeeded"
     assert len(pysubs2.load(str(tmp_path / "out" / "subtitles.srt"), format_="srt")) == 0

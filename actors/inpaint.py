@@ -106,11 +106,13 @@ def prune_derived(root: Path, keep_s: float, now: float | None = None) -> list[s
         return gone
     for entry in entries:
         try:
-            if entry.is_dir(follow_symlinks=False) and entry.stat().st_mtime < cutoff:
-                shutil.rmtree(entry.path)
-                gone.append(entry.name)
+            stale = entry.is_dir(follow_symlinks=False) and entry.stat().st_mtime < cutoff
         except FileNotFoundError:
             continue  # another replica pruned it first
+        if stale:
+            shutil.rmtree(entry.path, ignore_errors=True)  # another replica may race us
+            if not os.path.exists(entry.path):
+                gone.append(entry.name)
     return gone
 
 

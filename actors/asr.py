@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from pydantic import Field, field_validator
 
+from yivideo.chunking import Chunking, chunked, merge_transcripts, plan_chunks
 from yivideo.errors import ConfigError, MediaError, ModelNotFound
 from yivideo.media import resample
 from yivideo.modelkit import resolve_device
 from yivideo.nodes import ModelName, NodeContext, Params, Service, node, register_service
 from yivideo.recipes import OUTPUT, Step, capability, recipe
-from yivideo.types import Audio, Segment, Transcript, Word
+from yivideo.types import Audio, Segment, Span, Transcript, Word
 from yivideo.whisper_models import WHISPER_MODELS, available_models, resolve_model
 
 if TYPE_CHECKING:
@@ -48,7 +49,18 @@ class VadParams(Params):
     speech_pad_ms: int | None = Field(None, ge=0)
 
 
-class TranscribeParams(Params):
+class ChunkParams(Params):
+    """Where long audio is cut into chunks transcribed in parallel (``yivideo.chunking``)."""
+
+    chunk_s: float = Field(
+        600.0, ge=0,
+        description=("transcribe audio longer than 1.5 chunks in chunks of about this many "
+                     "seconds, cut at silences, in parallel on the ASR replicas; 0: one call"))
+    chunk_search_s: float = Field(
+        30.0, gt=0, description="a cut is the quietest point within this many s of its target")
+
+
+class TranscribeParams(ChunkParams):
     model: ModelName(WHISPER_MODELS) = Field("tiny.en", description="model name (models settings)")
     language: str | None = Field(None, description="language code; None detects it")
     task: Literal["transcribe", "translate"] = "transcribe"
@@ -96,6 +108,16 @@ class TranscribeParams(Params):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     cpu_threads: int = Field(0, ge=0, description="0: CTranslate2's default")
     batch_size: int = Field(0, ge=0, description=">0 uses faster-whisper's batched pipeline")
+    clip: tuple[float, float] | None = Field(
+        None, description=("transcribe only [start, end] s of the audio (one chunk); times "
+                           "stay those of the whole audio"))
+
+    @field_validator("clip")
+    @classmethod
+    def _ordered(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
+        if value is not None and not 0 <= value[0] < value[1]:
+            raise ValueError("clip must be [start, end] with 0 <= start < end")
+        return value
 
     @field_validator("language")
     @classmethod
@@ -267,6 +289,16 @@ class ASRService(Service):
             duration=duration,
             model=params.model,
         )
+        offset = 0.0
+        if params.clip is not None:
+            # A slice rather than faster-whisper's clip_timestamps: with clip_timestamps it
+            # skips VAD and computes features for the whole audio, once per chunk.
+            first, last = (round(t * SAMPLE_RATE) for t in params.clip)
+            if first >= samples.size:
+                raise ConfigError.at("clip", f"starts at {params.clip[0]} s, after the end "
+                                             f"of the audio ({duration:.2f} s)")
+            samples, offset = samples[first:last], first / SAMPLE_RATE
+        length = samples.size / SAMPLE_RATE
         if samples.size == 0:
             return {"transcript": transcript}
 
@@ -296,11 +328,11 @@ class ASRService(Service):
         if params.batch_size > 0:
             from faster_whisper import BatchedInferencePipeline
 
-            if not params.vad_filter and duration >= 30:
+            if not params.vad_filter and length >= 30:
                 # Without VAD the batched pipeline needs the chunks spelled out.
                 options["clip_timestamps"] = [
-                    {"start": s, "end": min(s + 30.0, duration)}
-                    for s in np.arange(0.0, duration, 30.0).tolist()
+                    {"start": s, "end": min(s + 30.0, length)}
+                    for s in np.arange(0.0, length, 30.0).tolist()
                 ]
             pieces, info = BatchedInferencePipeline(model).transcribe(
                 samples, batch_size=params.batch_size, **options
@@ -311,22 +343,44 @@ class ASRService(Service):
         segments: list[Segment] = []
         for piece in pieces:  # a generator: decoding happens as we iterate
             end = float(piece.end)
-            ctx.progress(end / duration, f"{end:.0f}/{duration:.0f} s")
+            ctx.progress(end / length, f"{end:.0f}/{length:.0f} s")
             flags = confidence_flags(piece.no_speech_prob, piece.avg_logprob)
             # plain floats: faster-whisper mixes in numpy scalars, which JSON cannot encode
             words = [
-                Word(float(w.start), float(w.end), w.word, float(w.probability))
+                Word(float(w.start) + offset, float(w.end) + offset, w.word,
+                     float(w.probability))
                 for w in piece.words or []
             ]
-            segments.append(
-                Segment(float(piece.start), end, piece.text.strip(), words=words, flags=flags)
-            )
-        ctx.progress(1.0, f"{duration:.0f}/{duration:.0f} s")
+            segments.append(Segment(float(piece.start) + offset, end + offset,
+                                    piece.text.strip(), words=words, flags=flags))
+        ctx.progress(1.0, f"{length:.0f}/{length:.0f} s")
         transcript.language = info.language
         transcript.language_probability = float(info.language_probability)
         transcript.segments = clean_segments(segments)
         return {"transcript": transcript}
 
+    @node(
+        "asr.plan_chunks",
+        params=ChunkParams,
+        inputs={"audio": "audio"},
+        outputs={"chunks": "spans"},
+    )
+    def plan_chunks(self, ctx: NodeContext, params: ChunkParams, audio: Audio) -> dict:
+        """Spans of about chunk_s seconds cut at the quietest points (one if short)."""
+        samples = np.asarray(audio.samples, dtype=np.float32)
+        if samples.ndim != 1 or audio.sample_rate <= 0:
+            raise MediaError(f"expected mono audio samples, got shape {samples.shape} at "
+                             f"{audio.sample_rate} Hz")
+        spans = plan_chunks(samples, audio.sample_rate, params.chunk_s, params.chunk_search_s)
+        return {"chunks": spans}
+
+
+def merge_chunks(outputs: list[dict[str, Any]], spans: list[Span]) -> dict[str, Any]:
+    """The chunks' transcripts as one (:func:`yivideo.chunking.merge_transcripts`)."""
+    return {"transcript": merge_transcripts([o["transcript"] for o in outputs], spans)}
+
+
+chunked("asr.transcribe", Chunking("asr.plan_chunks", "clip", merge_chunks))
 
 capability("subtitle_generation", "asr", "faster_whisper", "speech to SRT/VTT/ASS/JSON",
            Step("asr", "asr.transcribe"), Step("subtitles", "subtitle.write", tier=OUTPUT),

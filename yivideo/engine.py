@@ -124,12 +124,13 @@ class Controller:
         return self.store.get(wid)
 
     def stage_started(self, wid: str, stage: str, began: float) -> None:
-        st = self.store.stage(wid, stage)
+        st = self.store.stage(wid, self.runner.parts.stage_of(stage))
         if st is not None and st["status"] == "queued":
             st.update(status="running", started_at=began)
             self.store.touch(wid, save=True)
 
     def report_progress(self, wid: str, stage: str, fraction: float, message: str) -> None:
+        stage, fraction, message = self.runner.parts.progress(wid, stage, fraction, message)
         st = self.store.stage(wid, stage)
         if st is not None and st["status"] == "running":
             st["progress"], st["message"] = round(fraction, 4), message

@@ -23,6 +23,7 @@ from typing import Any
 import ray
 
 from yivideo import metrics
+from yivideo.chunking import ChunkedStage, Parts, chunking_of
 from yivideo.errors import Cancelled, YiVideoError
 from yivideo.runtime import (
     check_settings,
@@ -116,6 +117,7 @@ class StageRunner:
         self.settings = settings
         self.pools: dict[str, Pool] = {}
         self.actors: dict[str, Any] = {}
+        self.parts = Parts()  # progress of the stages that run in chunks
 
     @asynccontextmanager
     async def replica(self, service: str) -> AsyncIterator[Any]:
@@ -263,6 +265,11 @@ class StageRunner:
                 bindings.append((input_name, b.output, None))
             else:
                 bindings.append((input_name, None, b))
+        if (chunking := chunking_of(stage)) is not None:  # long media: chunks in parallel
+            done = await ChunkedStage(self, wid, name, stage, chunking, info, refs, bindings,
+                                      changed).run()
+            if done is not None:
+                return done
         delay = self.settings.retry_backoff_s
         for attempt in range(1, self.settings.stage_attempts + 1):
             now = time.time()

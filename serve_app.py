@@ -7,6 +7,7 @@ scopes what it sees to its own workflows. Run with ``yivideo serve`` or
 ``serve run serve_app:app``.
 """
 
+import copy
 import json
 import re
 import shutil
@@ -33,7 +34,7 @@ from yivideo import catalogue
 from yivideo.admission import admit, uploads_dir
 from yivideo.engine import get_controller
 from yivideo.errors import YiVideoError
-from yivideo.media.handle import inputs_to_handles
+from yivideo.media.handle import Blocking, MediaHandle, inputs_to_handles
 from yivideo.nodes import all_services
 from yivideo.openai_api import openai_router
 from yivideo.recipes import list_capabilities
@@ -203,9 +204,22 @@ def _public_health(health: dict[str, Any]) -> dict[str, Any]:
 #: so Serve's default (5) only made the proxy queue requests and back off between tries
 #: (20 clients: 13 submissions/s); beyond this, requests wait in the proxy.
 MAX_ONGOING_REQUESTS = 100
+#: Serve's logging for the ingress and (through :func:`start`) its proxies: an access log
+#: line per request costs CPU in both on every submission; errors are still logged.
+LOGGING = {"enable_access_log": False, "log_level": "WARNING"}
+#: The replica runs its handlers on its own event loop rather than on a second one in
+#: another thread: every handler awaits (blocking work goes to threads), and each request
+#: then skips a hand-over between loops.
+_REPLICA_ENV = {"RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0"}
 
 
-@serve.deployment(ray_actor_options={"num_cpus": 0}, max_ongoing_requests=MAX_ONGOING_REQUESTS)
+def start(host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Start Serve's proxies on ``host:port`` with :data:`LOGGING`."""
+    serve.start(http_options={"host": host, "port": port}, logging_config=LOGGING)
+
+
+@serve.deployment(ray_actor_options={"num_cpus": 0, "runtime_env": {"env_vars": _REPLICA_ENV}},
+                  max_ongoing_requests=MAX_ONGOING_REQUESTS, logging_config=LOGGING)
 @serve.ingress(api)
 class Ingress:
     def __init__(self, overrides: dict[str, Any] | None = None) -> None:
@@ -271,17 +285,26 @@ class Ingress:
         # 422 with the precise place before anything starts; model params are names from
         # the catalogue, never paths, whatever the settings allow the local CLI
         plan = compile_config(config, local_paths=False, models=self.settings.models)
-        if plan.input_types:  # blocking work (files, probes, the object store): a thread
-            config = await run_in_threadpool(self._admit, config, plan, who.owner)
+        probes: dict[str, dict[str, Any]] = {}  # media the controller probes before use
+        if plan.input_types:
+            try:  # files seen before (the usual case): no thread, no call
+                config = self._admit(copy.deepcopy(config), plan, who.owner, probes, True)
+            except Blocking:  # a fetch, new content to hash and put: blocking, a thread
+                probes.clear()
+                config = await run_in_threadpool(self._admit, config, plan, who.owner, probes)
         wid = await self.controller.submit.remote(config, who.owner,
-                                                  self.settings.max_active_workflows)
+                                                  self.settings.max_active_workflows,
+                                                  probes or None)
         return ok({"id": wid, "status": "pending", "url": f"/v1/workflows/{wid}"}, 202)
 
-    def _admit(self, config: dict[str, Any], plan: Plan, owner: str) -> dict[str, Any]:
-        """The config with its inputs admitted; blocking."""
-        config = admit(config, plan, self.settings, owner)
+    def _admit(self, config: dict[str, Any], plan: Plan, owner: str,
+               probes: dict[str, dict[str, Any]], quick: bool = False) -> dict[str, Any]:
+        """The config with its inputs admitted; new media's probes left to the
+        controller (in ``probes``). Blocking, unless ``quick`` (then :class:`Blocking`)."""
+        config = admit(config, plan, self.settings, owner, probes, quick)
         # admitted files become media any node can read (the stages may run elsewhere)
-        return inputs_to_handles(config, plan.input_types, self.settings.namespace)
+        return inputs_to_handles(config, plan.input_types, self.settings.namespace, quick,
+                                 min(60.0, self.settings.workflow_ttl_s / 4))
 
     @api.get("/v1/workflows")
     async def list_workflows(
@@ -371,6 +394,9 @@ class Ingress:
         """Upload a video: a raw body (``?filename=``) or multipart field ``file``.
 
         The size limit is enforced while the body streams in: 413 before it is all read.
+        Answers the file's ``path`` (on the disk of the replica that took it) and its
+        media ``uri`` (``yivideo-media:<sha256>/<name>``), which a workflow may name as an
+        input from any node of the cluster.
         """
         limit = int(self.settings.max_upload_mb * 1024 * 1024)
         too_large = fail(413, "too_large", f"upload exceeds {self.settings.max_upload_mb} MB")
@@ -401,7 +427,11 @@ class Ingress:
         except _TooLarge:
             shutil.rmtree(folder, ignore_errors=True)
             return too_large
-        return ok({"path": str(target), "size": size}, 201)
+        # the path is this replica's disk; the URI names the content on any node
+        handle = await run_in_threadpool(MediaHandle.from_file, target,
+                                         namespace=self.settings.namespace, keep=True)
+        return ok({"path": str(target), "size": size, "uri": handle.uri,
+                   "sha256": handle.sha256}, 201)
 
     @api.get("/v1/gpu-locks/status")
     async def gpu_status(self, who: Caller) -> JSONResponse:

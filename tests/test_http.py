@@ -157,6 +157,53 @@ def test_upload_then_use_the_file(api, sample):
     assert finished(api, wid)["status"] == "succeeded"
 
 
+def test_upload_answers_a_media_uri_that_a_workflow_names(api, sample):
+    """The path is the receiving replica's disk; the URI names the content on any node."""
+    import hashlib
+
+    data = open(sample.video, "rb").read()
+    resp = api.post("/v1/files", params={"filename": "clip.mp4"}, content=data)
+    assert resp.status_code == 201, resp.text
+    uri = resp.json()["data"]["uri"]
+    assert uri == f"yivideo-media:{hashlib.sha256(data).hexdigest()}/clip.mp4"
+    flow = {"inputs": {"video": uri}, "options": {"cache": False},
+            "stages": {"p": {"node": "ffmpeg.probe", "inputs": {"video": "input.video"}}}}
+    state = finished(api, api.post("/v1/workflows", json=flow).json()["data"]["id"])
+    assert state["status"] == "succeeded", state["error"]
+    assert state["inputs"]["video"] == uri
+    unknown = {**flow, "inputs": {"video": "yivideo-media:" + "0" * 64 + "/gone.mp4"}}
+    state = finished(api, api.post("/v1/workflows", json=unknown).json()["data"]["id"])
+    assert state["status"] == "failed" and state["error"]["stage"] == "p"
+    assert "no longer held by the cluster" in state["error"]["message"]
+    resp = api.post("/v1/workflows", json={**flow, "inputs": {"video": "yivideo-media:x/y"}})
+    assert resp.status_code == 422 and resp.json()["error"]["details"][0]["loc"] == \
+        "inputs.video"
+
+
+def test_new_media_is_probed_after_the_post_and_a_refusal_fails_the_first_stage(
+        api, sample, tmp_path):
+    """The POST does not wait for the probe of a file it has not seen; a refused file
+    fails the stage that reads it with admission's reason and code."""
+    bad = tmp_path / "list.mp4"
+    bad.write_text("#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\n/etc/passwd\n")
+    stages = {"p": {"node": "ffmpeg.probe", "inputs": {"video": "input.video"}},
+              "after": {"node": "ffmpeg.extract_audio", "inputs": {"video": "input.video"}}}
+    for _ in range(2):  # a refusal is never remembered: the same again
+        resp = api.post("/v1/workflows", json={"inputs": {"video": str(bad)},
+                                               "options": {"cache": False}, "stages": stages})
+        assert resp.status_code == 202, resp.text
+        state = finished(api, resp.json()["data"]["id"])
+        assert state["status"] == "failed"
+        assert state["error"]["code"] == "media_error"
+        assert state["error"]["message"].startswith("inputs.video: refused list.mp4")
+        assert {st["status"] for st in state["stages"].values()} == {"failed"}
+    good = tmp_path / "new.mp4"
+    good.write_bytes(open(sample.video, "rb").read())
+    resp = api.post("/v1/workflows", json={"inputs": {"video": str(good)}, "stages": {
+        "p": stages["p"]}, "options": {"cache": False}})
+    assert finished(api, resp.json()["data"]["id"])["status"] == "succeeded"
+
+
 def test_upload_over_the_limit_is_413(api):
     big = b"\0" * (9 * 1024 * 1024)  # the test cluster's limit is 8 MB (conftest)
     resp = api.post("/v1/files", files={"file": ("big.mp4", big)})

@@ -194,16 +194,17 @@ def test_malformed_media_is_refused(secure, roots, name, make, words):
         make(roots / name)
     body = {"video_path": name, "workflow_config": {"audio_extraction": {}}}
     resp = secure.post("/v1/workflows", json=body, headers=key("mallory"))
-    if resp.status_code == 202:  # probes fine (a truncated MP4 keeps its index): must end
-        wid = resp.json()["data"]["id"]
-        state = wait_until(lambda: (s := secure.get(f"/v1/workflows/{wid}", headers=key(
-            "mallory")).json()["data"])["status"] in ("succeeded", "failed") and s, 60)
-        assert name == "truncated.mp4"
+    # new content is probed after the POST (202): a refusal fails the first stage instead
+    assert resp.status_code == 202, resp.text
+    wid = resp.json()["data"]["id"]
+    state = wait_until(lambda: (s := secure.get(f"/v1/workflows/{wid}", headers=key(
+        "mallory")).json()["data"])["status"] in ("succeeded", "failed") and s, 60)
+    if name == "truncated.mp4":  # probes fine (a truncated MP4 keeps its index): must end
         assert state["status"] == "succeeded" or state["error"]["message"]
         return
-    assert resp.status_code == 422, resp.text
-    error = resp.json()["error"]
-    assert error["details"][0]["loc"] == "video_path" and words in error["message"]
+    error = state["error"]
+    assert state["status"] == "failed" and error["code"] == "media_error"
+    assert error["message"].startswith("video_path: ") and words in error["message"]
 
 
 def test_secrets_never_appear_in_state_or_errors(secure):

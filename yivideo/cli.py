@@ -90,10 +90,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from ray import serve
 
     import yivideo
-    from serve_app import build_app
+    from serve_app import build_app, start
 
     yivideo.connect(args.address)
-    serve.start(http_options={"host": args.host, "port": args.port})
+    start(args.host, args.port)  # Serve's proxies with the application's logging
     serve.run(build_app(), name="yivideo", route_prefix="/")
     host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
     print(f"YiVideo is serving: open http://{host}:{args.port}/ (Ctrl-C stops)", flush=True)

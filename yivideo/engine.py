@@ -25,6 +25,7 @@ import ray
 
 from yivideo import metrics
 from yivideo import state as records
+from yivideo.admission import passed_here, probe_input
 from yivideo.artifact_store import ArtifactStore
 from yivideo.cache import ResultCache, plan_keys
 from yivideo.datatypes import bulky_types
@@ -34,7 +35,7 @@ from yivideo.settings import Settings, get_settings
 from yivideo.stage_runner import RETRIED, StageRunner, cause_of, end_reason, error_dict
 from yivideo.state import FINAL
 from yivideo.state_store import StateStore
-from yivideo.workflow import Plan, compile_config
+from yivideo.workflow import Plan, Ref, compile_config
 
 
 class Controller:
@@ -54,31 +55,38 @@ class Controller:
 
     # ---- front-door calls -------------------------------------------------------
     async def submit(self, config: dict[str, Any], owner: str = "",
-                     max_active: int | None = None) -> str:
+                     max_active: int | None = None,
+                     probes: dict[str, dict[str, Any]] | None = None) -> str:
         """Validate ``config`` and start it in the background; returns its id.
 
         ``max_active`` (default: the setting) caps the caller's unfinished workflows; a
-        front door passes its own limit.
+        front door passes its own limit. ``probes``: media inputs the front door admitted
+        without probing them yet (``{input: {loc, limits}}``, from
+        :func:`yivideo.admission.admit`): each is probed before the first stage that reads
+        it, which fails with the refusal if it is refused.
         """
         self._expire()
-        plan = self._compile(config)
+        plan = await self._compile(config)
         limit = self.settings.max_active_workflows if max_active is None else max_active
         active = self.store.active(owner)
         if limit and active >= limit:
             raise RateLimited(f"{active} workflows are still running for this caller "
                               f"(limit {limit}); wait for one to finish", retry_after=5)
         wid = uuid.uuid4().hex
-        self.store.add(wid, plan, owner)
+        state = self.store.add(wid, plan, owner)
+        if probes:  # kept with the state, so that a retry (even after a restart) probes too
+            state["probes"] = probes
         self._start(wid, plan, reuse=set())
         return wid
 
     async def retry(self, wid: str, owner: str | None = None) -> dict[str, Any]:
         """Run a failed or cancelled workflow again, reusing every stage that succeeded."""
         state = self.store.get(wid, owner)
+        plan = await self._compile(state["config"])
+        # checked after the await: nothing else may start it in between
         if state["status"] not in ("failed", "cancelled"):
             raise Conflict(f"only a failed or cancelled workflow can be retried "
                            f"(this one is {state['status']})")
-        plan = self._compile(state["config"])
         held = self.outputs.get(wid, {})
         reuse = {n for n, st in state["stages"].items()
                  if st["status"] == "succeeded" and n in held}
@@ -174,14 +182,15 @@ class Controller:
         return controller_view(self.settings)
 
     # ---- running a plan ---------------------------------------------------------
-    def _compile(self, config: dict[str, Any]) -> Plan:
+    async def _compile(self, config: dict[str, Any]) -> Plan:
         # raises ConfigError before anything runs; front doors from the network have
         # already refused model paths, whatever the operator allows local callers
         plan = compile_config(config, local_paths=self.settings.models.allow_local_paths)
-        if plan.options.callback_url:
+        if plan.options.callback_url:  # a DNS lookup: off the event loop
             from yivideo.callbacks import check_callback_url
 
-            check_callback_url(plan.options.callback_url, self.settings)
+            await asyncio.to_thread(check_callback_url, plan.options.callback_url,
+                                    self.settings)
         return plan
 
     def _start(self, wid: str, plan: Plan, reuse: set[str]) -> None:
@@ -194,13 +203,16 @@ class Controller:
         state.update(status="running", started_at=time.time(), runs=state["runs"] + 1)
         self.store.touch(wid, save=True)
         stages: dict[str, asyncio.Task] = {}
+        probes: dict[str, asyncio.Future] = {}
         try:
+            probes = self._probes(state, plan)
             # hashing input files and resolving models is blocking work: off the event loop
             keys = (await asyncio.to_thread(plan_keys, plan, self.settings)
                     if plan.options.cache else {})
             for name in plan.order:  # topological: upstream tasks exist before downstream
                 stages[name] = asyncio.get_running_loop().create_task(
-                    self._stage(wid, plan, name, stages, keys.get(name), name in reuse))
+                    self._stage(wid, plan, name, stages, keys.get(name), name in reuse,
+                                probes))
             results = await asyncio.gather(*stages.values(), return_exceptions=True)
             failed = [r for r in results if isinstance(r, BaseException)]
             state["status"] = "failed" if failed else "succeeded"
@@ -216,6 +228,9 @@ class Controller:
         except Exception as exc:  # a fault of the engine itself: never leave it running
             state.update(status="failed", error={**error_dict(exc), "stage": None})
         finally:
+            for probe in probes.values():  # one no stage got to (cancelled, skipped)
+                probe.cancel()
+            await asyncio.gather(*probes.values(), return_exceptions=True)
             state["ended_at"] = time.time()
             state["duration_s"] = round(state["ended_at"] - state["started_at"], 4)
             if state["status"] == "succeeded":
@@ -225,8 +240,18 @@ class Controller:
         if plan.options.callback_url:
             asyncio.get_running_loop().create_task(self._callback(wid, plan))
 
+    def _probes(self, state: dict[str, Any], plan: Plan) -> dict[str, asyncio.Future]:
+        """The probes of the media inputs left to this controller, started now (in
+        threads), by input name; none for media it has seen pass before (a stat)."""
+        return {name: asyncio.ensure_future(asyncio.to_thread(
+            probe_input, plan.inputs[name], job["loc"], tuple(job["limits"]),
+            self.settings.storage_dir, self.settings.namespace))
+            for name, job in (state.get("probes") or {}).items() if name in plan.inputs
+            and not passed_here(plan.inputs[name], job["limits"], self.settings.storage_dir)}
+
     async def _stage(self, wid: str, plan: Plan, name: str, stages: dict[str, asyncio.Task],
-                     key: str | None, reuse: bool) -> None:
+                     key: str | None, reuse: bool,
+                     probes: dict[str, asyncio.Future] | None = None) -> None:
         st, state = plan.stages[name], self.store.get(wid)
         info = state["stages"][name]
         if reuse:
@@ -241,6 +266,19 @@ class Controller:
             info["error"] = {"type": "Skipped", "code": "upstream_failed",
                              "message": "an upstream stage did not succeed"}
             raise
+        literals = [b for b in st.bindings.values() if not isinstance(b, Ref)]
+        mine = [p for n, p in (probes or {}).items() if plan.inputs[n] in literals]
+        try:  # media the front door did not probe: refused here, as it would have been
+            await asyncio.gather(*mine)
+        except asyncio.CancelledError:
+            info["status"] = "cancelled"
+            raise
+        except Exception as exc:
+            now = time.time()
+            info.update(status="failed", error=error_dict(exc), submitted_at=now,
+                        started_at=now, ended_at=now, duration_s=0.0)
+            self.store.touch(wid, save=True)
+            raise
         hit = self.cache.get(key) if key else None
         if key:
             metrics.cache_lookups().inc(tags={"result": "hit" if hit else "miss"})
@@ -254,6 +292,9 @@ class Controller:
             return
         meta, out = await self.runner.run(wid, name, st, info, self.outputs[wid],
                                           lambda: self.store.touch(wid, save=True))
+        # a short stage's service never said it started: its result says when
+        info["started_at"] = meta["began"]
+        info["duration_s"] = round((info["ended_at"] or time.time()) - meta["began"], 4)
         self.outputs[wid][name] = out
         self.files.write(wid, name, meta["artifacts"], state["artifacts"])
         if key:

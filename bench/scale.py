@@ -6,6 +6,12 @@ setting in a Ray namespace of its own, so each has its own pool); the replicas l
 model in a warm-up first. Prints wall time and clips per second of each, and the ratio to
 one replica measured in the same run; appends the table to ``--out``.
 
+Part b (``--part b``): one generated video of ``--long-s`` seconds (10 minutes) through
+``ffmpeg.extract_audio -> asr.transcribe`` with ``chunk_s`` ``--chunk-s`` (chunks cut at
+silences, :mod:`yivideo.chunking`), on a pool of one and of two ASR replicas (warmed first);
+prints wall time, chunks, replica processes, WER and the peak PSS of all Ray processes,
+and the wall ratio of one replica over two; appends the table to ``--out``.
+
 Part c (``--part c``, the default): POST /v1/workflows from many clients at once. For a
 one-stage no-op workflow and for a workflow with a video input (admission probes
 it), prints and writes (``--out``) the POST latency p50/p99 and submissions per second:
@@ -200,25 +206,157 @@ def part_a(args: argparse.Namespace) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _ray_memory_mb() -> float:
+    """PSS (MB) of every Ray process of this run (``ray.init`` starts GCS and raylet as
+    children of this process, the workers and actors under them): shared pages, such as the
+    object store's, counted once in all."""
+    import psutil
+
+    total = 0
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            total += proc.memory_full_info().pss
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return total / 2**20
+
+
+class _Peak:
+    """The largest :func:`_ray_memory_mb` sampled every ``every`` s while the block runs."""
+
+    def __init__(self, every: float = 1.0) -> None:
+        self.every, self.mb = every, 0.0
+        self._stop = threading.Event()
+
+    def __enter__(self) -> _Peak:
+        def sample() -> None:
+            while not self._stop.is_set():
+                self.mb = max(self.mb, _ray_memory_mb())
+                self._stop.wait(self.every)
+
+        self._thread = threading.Thread(target=sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _chunked_flow(video: str, chunk_s: float) -> dict:
+    return {"inputs": {"video": video}, "options": {"cache": False}, "stages": {
+        "audio": {"node": "ffmpeg.extract_audio", "inputs": {"video": "input.video"}},
+        "asr": {"node": "asr.transcribe", "inputs": {"audio": "audio.audio"},
+                "params": {"chunk_s": chunk_s}}}}
+
+
+def _one(controller, flow: dict) -> tuple[float, dict, str]:
+    """Run one workflow to its end: (wall s, state, transcript text)."""
+    from yivideo.testmedia import normalise_for_wer
+
+    t0 = time.perf_counter()
+    wid = ray.get(controller.submit.remote(flow))
+    state = ray.get(controller.wait.remote(wid, 1800.0))
+    while state["status"] not in ("succeeded", "failed", "cancelled"):
+        state = ray.get(controller.wait.remote(wid, 1800.0))
+    wall = time.perf_counter() - t0
+    assert state["status"] == "succeeded", state["error"]
+    transcript = ray.get(ray.get(controller.output_refs.remote(wid, ["asr"]))["asr"])
+    text = " ".join(s.text for s in transcript["transcript"].segments)
+    return wall, state, normalise_for_wer(text)
+
+
+def part_b(args: argparse.Namespace) -> None:
+    """One long video, ASR in chunks on a pool of one, then of two replicas."""
+    import jiwer
+
+    from yivideo.testmedia import GroundTruth, normalise_for_wer
+
+    tmp = Path(tempfile.mkdtemp())
+    if args.video:  # made earlier (``yivideo.testmedia``), with its truth file beside it
+        truth = GroundTruth.from_json(args.video.with_name(f"{args.video.stem}.truth.json"))
+    else:
+        truth = make_video(tmp / "long.mp4", duration_min=args.long_s, burn_subtitles=False,
+                           moving_background=False, width=320, height=180)
+    reference = normalise_for_wer(" ".join(c.text for c in truth.speech))
+    warm = str(make_video(tmp / "warm.mp4", sentences=SENTENCES_EN[:4], burn_subtitles=False,
+                          moving_background=False, width=320, height=180).video)
+    yivideo.connect()
+    load_before = os.getloadavg()
+    rows = []
+    for n in (1, 2):
+        settings = Settings(namespace=f"bench-chunks-{n}", storage_dir=tmp / f"store{n}",
+                            actors={"asr": {"replicas": {"min": 1, "max": n, "idle_s": 3600}}})
+        controller = get_controller(settings)
+        # warm: n replicas, each with its model loaded (n short clips at once)
+        ids = ray.get([controller.submit.remote(_chunked_flow(warm, 0)) for _ in range(n)])
+        for wid in ids:
+            while ray.get(controller.wait.remote(wid, 600.0))["status"] == "running":
+                pass
+        with _Peak() as peak:
+            wall, state, text = _one(controller, _chunked_flow(truth.video, args.chunk_s))
+        stage = state["stages"]["asr"]
+        chunks = stage.get("chunks") or [{"pid": stage["pid"]}]
+        rows.append((n, wall, stage["duration_s"], len(chunks), len({c["pid"] for c in chunks}),
+                     jiwer.wer(reference, text), peak.mb))
+        print(f"replicas max={n}: {wall:.1f} s, {len(chunks)} chunks, peak {peak.mb:.0f} MB",
+              flush=True)
+        stop_actors(settings)
+    load_after = os.getloadavg()
+    base = rows[0][1]
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()
+    lines = [f"## {args.title or 'Long media: ASR in chunks on one vs two replicas'} "
+             f"(`bench/scale.py --part b`, {commit})", "",
+             f"One generated video of {truth.duration:.0f} s speech (320x180, "
+             f"{len(truth.speech)} sentences), `ffmpeg.extract_audio -> asr.transcribe` "
+             f"(tiny.en, one CPU thread per replica) with `chunk_s` {args.chunk_s:g} (cuts at "
+             f"the quietest point within 30 s of each target), result cache off; each pool "
+             f"warmed first (every replica has its model). {os.cpu_count()} cores; load "
+             f"average (1/5/15 min) {_load(load_before)} before, {_load(load_after)} after. "
+             f"Peak memory: the PSS of all Ray processes, sampled every second during the "
+             f"run.", "",
+             "| replicas (max) | wall s | ASR stage s | chunks | replica processes | WER "
+             "| peak Ray PSS MB | wall ratio (1 replica / this) |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for n, wall, stage_s, chunks, pids, wer, mb in rows:
+        lines.append(f"| {n} | {wall:.1f} | {stage_s:.1f} | {chunks} | {pids} | {wer:.3f} | "
+                     f"{mb:.0f} | {base / wall:.2f} |")
+    lines += ["", f"Wall ratio, one replica over two: {base / rows[1][1]:.2f}", ""]
+    print("\n".join(lines), flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with args.out.open("a") as out:  # the file's other sections stay
+        out.write("\n" + "\n".join(lines))
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
 def _load(avg: tuple[float, float, float]) -> str:
     return "/".join(f"{x:.1f}" for x in avg)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--part", choices=["a", "c"], default="c",
-                    help="a: ASR on a pool of 1 vs 2 replicas; c: the front door under load")
+    ap.add_argument("--part", choices=["a", "b", "c"], default="c",
+                    help="a: ASR on a pool of 1 vs 2 replicas; b: one long video in ASR "
+                         "chunks on 1 vs 2 replicas; c: the front door under load")
     ap.add_argument("--clients", type=int, default=20)
     ap.add_argument("--per-client", type=int, default=10)
     ap.add_argument("--rate", type=float, default=100.0, help="paced: submissions/s offered")
     ap.add_argument("--videos", type=int, default=4, help="part a: clips submitted at once")
     ap.add_argument("--clip-s", type=float, default=20.0, help="part a: seconds per clip")
     ap.add_argument("--rounds", type=int, default=2, help="part a: timed rounds per pool")
+    ap.add_argument("--long-s", type=float, default=600.0, help="part b: video seconds")
+    ap.add_argument("--chunk-s", type=float, default=150.0, help="part b: ASR chunk_s")
+    ap.add_argument("--video", type=Path, default=None,
+                    help="part b: a generated video to use instead of making one")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "scale.md")
     ap.add_argument("--title", default=None)
     args = ap.parse_args()
     if args.part == "a":
         part_a(args)
+        return
+    if args.part == "b":
+        part_b(args)
         return
     args.title = args.title or "Front door under load"
     yivideo.connect()

@@ -1,19 +1,12 @@
-"""Real Ray clusters for the test session, started like a user would (`ray start --head`).
+"""One real Ray cluster per test session, started like a user would (`ray start --head`).
 
 A `ray start` cluster (rather than an in-process one) lets the same session test the
 job API (`ray job submit`), the CLI in a subprocess, Serve and the Python API. It gets
 one logical GPU so fractional placement can be tested on a CPU machine.
-
-Under pytest-xdist the cluster tests come in two groups, each run by one worker on a
-cluster of its own (see ``pytest_collection_modifyitems``): ``ray`` on the main cluster
-with Ray's default ports (Serve on 8000, the dashboard and job API on 8265, metrics on
-8089), ``ray-models`` (whole model workflows, which need none of those) on a second
-cluster with ports of its own. A run without xdist has only the main cluster.
 """
 
 from __future__ import annotations
 
-import fcntl
 import math
 import os
 import shutil
@@ -21,8 +14,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -31,23 +22,6 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 STORAGE = Path(tempfile.mkdtemp(prefix="yivideo-test-storage-"))
 METRICS_PORT = 8089
-GCS_PORT = 6379
-#: The second cluster's ports and folder: clear of the main cluster's (Ray's defaults
-#: above, worker ports 10002-19999) and of test_multinode's (6390-6407, 20100-20499).
-SIDE_GCS_PORT = 6480
-SIDE_PORTS = [f"--port={SIDE_GCS_PORT}", "--node-manager-port=6481",
-              "--object-manager-port=6482", "--ray-client-server-port=6483",
-              "--dashboard-agent-listen-port=6484", "--dashboard-agent-grpc-port=6485",
-              "--runtime-env-agent-port=6486", "--metrics-export-port=6487",
-              "--min-worker-port=20600", "--max-worker-port=20999",
-              "--include-dashboard=false"]
-SIDE_TEMP = Path("/tmp/yvray-side")
-#: Cluster tests that need only a cluster (no Serve, dashboard or metrics port): whole
-#: model workflows, run beside the rest on the second cluster.
-MODEL_FILES = {"test_dub.py", "test_replace_subs.py", "test_hardsub_workflow.py",
-               "test_speakers_workflow.py", "test_inpaint.py", "test_separate.py",
-               "test_loudnorm.py", "test_llm.py"}
-SERVE_FIXTURES = {"own_endpoint"}  # test_llm's chat endpoint: Serve on the main cluster
 
 # Settings for every process of the cluster (raylet workers inherit this environment).
 os.environ.update(
@@ -81,14 +55,12 @@ CLUSTER_CPUS = _cluster_cpus()
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under pytest-xdist (``--dist loadgroup``), the tests on a cluster run in one worker
-    per cluster: ``ray`` (everything that needs the main cluster's fixed ports) and
-    ``ray-models`` (model workflows). The largest groups are handed out first, so the
-    two start at once on the two workers, which then share the tests that need no cluster."""
+    """Under pytest-xdist (``--dist loadgroup``), every test on the shared Ray cluster runs
+    in one worker: the cluster's ports are fixed, so there is one per machine. The other
+    worker runs the tests that need no cluster meanwhile."""
     for item in items:
         if "ray_cluster" in item.fixturenames:
-            side = item.path.name in MODEL_FILES and not SERVE_FIXTURES & set(item.fixturenames)
-            item.add_marker(pytest.mark.xdist_group("ray-models" if side else "ray"))
+            item.add_marker(pytest.mark.xdist_group("ray"))
 
 
 def _ray(*args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -96,89 +68,25 @@ def _ray(*args: str, check: bool = True) -> subprocess.CompletedProcess:
                           check=check, cwd=ROOT)
 
 
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-class _Users:
-    """How many pytest processes of this run have a cluster up, in a file all share.
-
-    ``ray stop --force`` stops every cluster on the machine, so only the first process
-    in clears what an earlier run left, and only the last one out stops the clusters.
-    Without xdist there is one process: it always does both."""
-
-    def __init__(self) -> None:
-        run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
-        self.count = Path(tempfile.gettempdir()) / f"yivideo-test-ray-{run}" if run else None
-
-    def enter(self) -> None:
-        if self.count is None:
-            _ray("stop", "--force", check=False)
-            return
-        with _locked(self.count.with_suffix(".lock")):
-            first = not self.count.exists()
-            if first:  # leftovers of an earlier run: its clusters' ports would be taken
-                _ray("stop", "--force", check=False)
-            value = 0 if first else int(self.count.read_text() or 0)
-            self.count.write_text(str(value + 1))
-
-    def leave(self) -> None:
-        if self.count is None:
-            _ray("stop", "--force", check=False)
-            return
-        with _locked(self.count.with_suffix(".lock")):
-            value = int(self.count.read_text() or 0) - 1
-            self.count.write_text(str(value))
-            if value <= 0:
-                _ray("stop", "--force", check=False)
-                self.count.unlink()
-
-
-def _group(request: pytest.FixtureRequest) -> str:
-    """The xdist group of the test that first asked for the session's cluster."""
-    item = getattr(request, "_pyfuncitem", None)
-    marker = item.get_closest_marker("xdist_group") if item is not None else None
-    return marker.args[0] if marker and marker.args else "ray"
-
-
 @pytest.fixture(scope="session")
-def ray_cluster(request):
+def ray_cluster():
     """Address of a running local cluster; the test process is connected to it."""
     import ray
-    from ray.util import get_node_ip_address
 
     import yivideo
 
-    side = bool(os.environ.get("PYTEST_XDIST_WORKER")) and _group(request) == "ray-models"
-    users = _Users()
-    users.enter()
-    common = [f"--num-cpus={CLUSTER_CPUS}", "--num-gpus=1", "--object-store-memory=500000000",
-              "--disable-usage-stats"]
-    if side:
-        shutil.rmtree(SIDE_TEMP, ignore_errors=True)
-        options = [*SIDE_PORTS, f"--temp-dir={SIDE_TEMP}"]
-        address = f"{get_node_ip_address()}:{SIDE_GCS_PORT}"
-    else:
-        options = ["--include-dashboard=true", f"--metrics-export-port={METRICS_PORT}",
-                   "--dashboard-host=127.0.0.1"]
-        address = "auto"
-    started = _ray("start", "--head", *common, *options, check=False)
+    _ray("stop", "--force", check=False)
+    started = _ray("start", "--head", f"--num-cpus={CLUSTER_CPUS}", "--num-gpus=1",
+                   "--object-store-memory=500000000", "--include-dashboard=true",
+                   f"--metrics-export-port={METRICS_PORT}",
+                   "--dashboard-host=127.0.0.1", "--disable-usage-stats", check=False)
     if started.returncode != 0:
-        users.leave()
         pytest.fail(f"ray start failed:\n{started.stdout}\n{started.stderr}")
-    yivideo.connect(address)
-    yield address
+    yivideo.connect("auto")
+    yield "auto"
     ray.shutdown()
-    users.leave()
+    _ray("stop", "--force", check=False)
     shutil.rmtree(STORAGE, ignore_errors=True)
-    if side:
-        shutil.rmtree(SIDE_TEMP, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -123,6 +123,18 @@ def corrupt_file(tmp_path_factory):
     return make_corrupt(tmp_path_factory.mktemp("corrupt") / "broken.mp4")
 
 
+def finished(controller, wid: str, timeout: float = 60.0) -> dict:
+    """The workflow's state once it is final, asked of the controller directly."""
+    import ray
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = ray.get(controller.wait.remote(wid, 5.0))
+        if state["status"] in ("succeeded", "failed", "cancelled"):
+            return state
+    raise AssertionError(f"workflow {wid} did not finish in {timeout} s")
+
+
 def wait_until(predicate, timeout: float = 30.0, interval: float = 0.1):
     """Poll ``predicate`` until it returns something truthy."""
     deadline = time.monotonic() + timeout

@@ -22,6 +22,8 @@ from yivideo.settings import Settings
 from yivideo.testmedia import SENTENCES_EN, Cue, normalise_for_wer, speech_track
 from yivideo.types import Audio, Segment, Span, Transcript, Word
 
+from .conftest import finished
+
 SR = 16000
 CHUNK_S = 20.0
 
@@ -137,15 +139,6 @@ def workflow(wav: Path, chunk_s: float) -> dict:
                 "params": {"chunk_s": chunk_s, "chunk_search_s": 5.0}}}}
 
 
-def finished(controller, wid: str, timeout: float = 240) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        state = ray.get(controller.wait.remote(wid, 5.0))
-        if state["status"] in ("succeeded", "failed", "cancelled"):
-            return state
-    raise AssertionError(f"workflow {wid} did not finish in {timeout} s")
-
-
 @pytest.fixture(scope="module")
 def runs(pool):
     """The same audio chunked (every ~20 s) and in one call: (state, transcript) each."""
@@ -153,7 +146,7 @@ def runs(pool):
     out = {}
     for name, chunk_s in (("chunked", CHUNK_S), ("whole", 0.0)):
         wid = ray.get(controller.submit.remote(workflow(wav, chunk_s)))
-        state = finished(controller, wid)
+        state = finished(controller, wid, timeout=240)
         assert state["status"] == "succeeded", state["error"]
         ref = ray.get(controller.output_refs.remote(wid, ["asr"]))["asr"]
         out[name] = state, ray.get(ref)["transcript"]

@@ -14,7 +14,7 @@ from yivideo.engine import get_controller
 from yivideo.runtime import replica_index, replica_name, running_replicas, stop_actors
 from yivideo.settings import Settings
 
-from .conftest import wait_until
+from .conftest import finished, wait_until
 
 SERVICE = "diagnostics"
 
@@ -44,15 +44,6 @@ def submit(controller, config: dict) -> str:
 
 def get(controller, wid: str) -> dict:
     return ray.get(controller.get.remote(wid))
-
-
-def finished(controller, wid: str, timeout: float = 60) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        state = ray.get(controller.wait.remote(wid, 5.0))
-        if state["status"] in ("succeeded", "failed", "cancelled"):
-            return state
-    raise AssertionError(f"workflow {wid} did not finish in {timeout} s")
 
 
 def stage_is(controller, wid: str, status: str) -> dict | None:

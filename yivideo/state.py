@@ -58,6 +58,16 @@ def save(folder: Path, state: dict[str, Any]) -> None:
     tmp.replace(folder / "state.json")
 
 
+def mark_lost(state: dict[str, Any]) -> None:
+    """Mark a state recovered while in flight as failed: its work is gone."""
+    now = time.time()
+    state.update(status="failed", error={**LOST, "stage": None}, ended_at=now,
+                 duration_s=round(now - (state.get("started_at") or now), 4))
+    for stage in state["stages"].values():
+        if stage["status"] not in STAGE_FINAL:
+            stage.update(status="failed", error=LOST, ended_at=now)
+
+
 def recover(root: Path) -> dict[str, dict[str, Any]]:
     """Load every saved state; mark those that were still in flight as failed."""
     states: dict[str, dict[str, Any]] = {}
@@ -67,12 +77,7 @@ def recover(root: Path) -> dict[str, dict[str, Any]]:
         except (OSError, ValueError):
             continue
         if state.get("status") not in FINAL:
-            now = time.time()
-            state.update(status="failed", error={**LOST, "stage": None}, ended_at=now,
-                         duration_s=round(now - (state.get("started_at") or now), 4))
-            for stage in state["stages"].values():
-                if stage["status"] not in STAGE_FINAL:
-                    stage.update(status="failed", error=LOST, ended_at=now)
+            mark_lost(state)
             save(path.parent, state)
         states[state["id"]] = state
     return states

@@ -25,7 +25,7 @@ from typing import Any
 
 from yivideo import state as records
 from yivideo.errors import NotFound
-from yivideo.state import FINAL, LOST, STAGE_FINAL
+from yivideo.state import FINAL
 from yivideo.workflow import Plan
 
 #: The fields of a workflow in a listing.
@@ -33,16 +33,6 @@ _LISTED = ("id", "status", "created_at", "ended_at", "duration_s")
 #: The journal is rewritten when it is this many times the size of the current states
 #: (and at least ``_COMPACT_MIN`` bytes): rare, and a recovery reads little more.
 _COMPACT_RATIO, _COMPACT_MIN = 4, 64 << 20
-
-
-def _lost(state: dict[str, Any]) -> None:
-    """Mark a state recovered while in flight as failed: its work is gone."""
-    now = time.time()
-    state.update(status="failed", error={**LOST, "stage": None}, ended_at=now,
-                 duration_s=round(now - (state.get("started_at") or now), 4))
-    for stage in state["stages"].values():
-        if stage["status"] not in STAGE_FINAL:
-            stage.update(status="failed", error=LOST, ended_at=now)
 
 
 def read_journal(path: Path) -> dict[str, dict[str, Any]]:
@@ -71,7 +61,7 @@ class StateStore:
         self.states = records.recover(root)  # state.json files of earlier versions
         for wid, state in read_journal(self.journal).items():
             if state.get("status") not in FINAL:
-                _lost(state)
+                records.mark_lost(state)
             self.states[wid] = state
         self._changed: dict[str, asyncio.Event] = {}
         self._on_disk: set[str] = set(self.states)

@@ -15,7 +15,7 @@ demo: setup
 
 test: setup
 	$(BIN)/ruff check .
-	$(BIN)/pytest -q -ra -n 2 --dist loadgroup
+	$(BIN)/pytest -q -ra -n 2 --dist loadgroup --durations=15
 
 bench: setup
 	$(BIN)/python bench/engine.py

@@ -17,13 +17,16 @@ import pytest
 import ray
 
 from yivideo.security.auth import AuthSettings, issue_jwt, new_api_key
+from yivideo.state import FINAL
 
 from .conftest import METRICS_PORT, wait_until
 from .test_security import ATTACK_PIPELINE
 
 SECRET = "s" * 40
+MALFORMED = ["zero", "truncated", "text", "playlist", "list", "wide", "long"]
+# each malformed-media case polls as a tenant of its own, so no case spends another's rate limit
 KEYS = {owner: new_api_key(owner) for owner in ("alice", "bob", "carol", "mallory", "erin",
-                                                "frank")}
+                                                "frank", *MALFORMED)}
 _root_key, _root = new_api_key("root")
 KEYS["root"] = (_root_key, _root.model_copy(update={"admin": True}))  # the operator
 
@@ -56,6 +59,16 @@ def secure(ray_cluster, roots):
 
 def key(owner: str) -> dict[str, str]:
     return {"X-API-Key": KEYS[owner][0]}
+
+
+def finished_state(client: httpx.Client, owner: str, wid: str) -> dict:
+    """The workflow's state once it has ended, polled every 2 s: at most 31 requests in a
+    minute, under the 40 a minute each credential is allowed here."""
+    def ended() -> dict | None:
+        state = client.get(f"/v1/workflows/{wid}", headers=key(owner)).json()["data"]
+        return state if state["status"] in FINAL else None
+
+    return wait_until(ended, 60, interval=2)
 
 
 def jwt_for(sub: str, **changes) -> dict[str, str]:
@@ -100,8 +113,7 @@ def test_a_caller_sees_only_its_own_workflows(secure, roots):
     resp = secure.post("/v1/workflows", json=body, headers=key("alice"))
     assert resp.status_code == 202, resp.text
     wid = resp.json()["data"]["id"]
-    wait_until(lambda: secure.get(f"/v1/workflows/{wid}", headers=key("alice")).json()[
-        "data"]["status"] == "succeeded", 60)
+    assert finished_state(secure, "alice", wid)["status"] == "succeeded"
     for path in (f"/v1/workflows/{wid}", f"/v1/workflows/{wid}/artifacts/audio.wav",
                  f"/v1/workflows/{wid}/events"):
         assert secure.get(path, headers=key("bob")).status_code == 404
@@ -192,13 +204,13 @@ def test_malformed_media_is_refused(secure, roots, name, make, words):
         (roots / name).write_bytes(data[: len(data) // 3])
     else:
         make(roots / name)
+    owner = name.split(".")[0]
     body = {"video_path": name, "workflow_config": {"audio_extraction": {}}}
-    resp = secure.post("/v1/workflows", json=body, headers=key("mallory"))
+    resp = secure.post("/v1/workflows", json=body, headers=key(owner))
     # new content is probed after the POST (202): a refusal fails the first stage instead
     assert resp.status_code == 202, resp.text
     wid = resp.json()["data"]["id"]
-    state = wait_until(lambda: (s := secure.get(f"/v1/workflows/{wid}", headers=key(
-        "mallory")).json()["data"])["status"] in ("succeeded", "failed") and s, 60)
+    state = finished_state(secure, owner, wid)
     if name == "truncated.mp4":  # probes fine (a truncated MP4 keeps its index): must end
         assert state["status"] == "succeeded" or state["error"]["message"]
         return
@@ -363,7 +375,7 @@ def test_tenants_see_only_their_own_waiting_stages_and_health_shows_no_ids(secur
     wid = resp.json()["data"]["id"]
     actor = get_service_actor("diagnostics")
     try:
-        wait_until(lambda: wid in _waiting(secure, "frank"), 60)
+        wait_until(lambda: wid in _waiting(secure, "frank"), 60, interval=1)
         assert wid not in _waiting(secure, "bob")
         assert wid in _waiting(secure, "root")  # the operator sees every queue
         # stop one running stage from inside, so the actor's own health names it
@@ -372,7 +384,7 @@ def test_tenants_see_only_their_own_waiting_stages_and_health_shows_no_ids(secur
             return next((n for n, st in state["stages"].items() if st["status"] == "running"),
                         None)
 
-        running = wait_until(a_running_stage, 30)
+        running = wait_until(a_running_stage, 30, interval=1)
         actor.cancel.remote(wid, running)
         wait_until(lambda: [wid, running] in map(list, ray.get(actor.health.remote())[
             "stopped"]), 30)
@@ -387,8 +399,7 @@ def test_tenants_see_only_their_own_waiting_stages_and_health_shows_no_ids(secur
 def test_retrying_a_workflow_that_cannot_be_retried_is_a_409(secure):
     flow = {"inputs": {}, "stages": {"n": {"node": "diagnostics.noop"}}}
     wid = secure.post("/v1/workflows", json=flow, headers=key("erin")).json()["data"]["id"]
-    wait_until(lambda: secure.get(f"/v1/workflows/{wid}", headers=key("erin")).json()[
-        "data"]["status"] == "succeeded", 60)
+    assert finished_state(secure, "erin", wid)["status"] == "succeeded"
     resp = secure.post(f"/v1/workflows/{wid}/retry", headers=key("erin"))
     assert resp.status_code == 409 and resp.json()["error"]["code"] == "conflict"
 

@@ -192,7 +192,7 @@ Caller = Annotated[Principal, Depends(_caller)]
 api.include_router(openai_router(_caller))
 
 #: What a service's health may say that belongs to some caller's workflows.
-_PRIVATE_HEALTH = ("stopped",)
+_PRIVATE_HEALTH = ("running", "stopped")
 
 
 def _public_health(health: dict[str, Any]) -> dict[str, Any]:

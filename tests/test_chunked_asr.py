@@ -22,7 +22,7 @@ from yivideo.settings import Settings
 from yivideo.testmedia import SENTENCES_EN, Cue, normalise_for_wer, speech_track
 from yivideo.types import Audio, Segment, Span, Transcript, Word
 
-from .conftest import finished
+from .conftest import finished, wait_until
 
 SR = 16000
 CHUNK_S = 20.0
@@ -205,25 +205,31 @@ def test_two_chunks_ran_on_two_replicas_at_once(runs):
 
 def test_cancel_reaches_every_running_chunk(pool):
     settings, controller, wav = pool
-    wid = ray.get(controller.submit.remote(workflow(wav, 10.0)))  # 7 chunks
+    # two chunks of ~33 s: each runs for seconds on its own replica, so both are still
+    # running when the cancel arrives however loaded the machine is
+    wid = ray.get(controller.submit.remote(workflow(wav, 30.0)))
+    replicas = ("service:asr", "service:asr:1")  # the second may not be started yet
 
-    def running() -> bool:
-        st = ray.get(controller.get.remote(wid))["stages"]["asr"]
-        return st["status"] == "running" and st.get("progress", 0) > 0.15
+    def chunks(field: str) -> dict[str, set[str]]:
+        out = {}
+        for name in replicas:
+            try:
+                health = ray.get(ray.get_actor(name, namespace=settings.namespace)
+                                 .health.remote())
+            except ValueError:
+                health = {field: []}
+            out[name] = {s for w, s in health[field] if w == wid}
+        return out
 
-    deadline = time.monotonic() + 120
-    while not running():
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    running = wait_until(lambda: all((r := chunks("running")).values()) and r, 120)
     state = ray.get(controller.cancel.remote(wid))
     assert state["status"] == "cancelled"
     assert state["stages"]["asr"]["status"] == "cancelled"
     stopped: set[str] = set()
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and len(stopped) < 2:
-        for name in ("service:asr", "service:asr:1"):
-            host = ray.get_actor(name, namespace=settings.namespace)
-            stopped |= {s for w, s in ray.get(host.health.remote())["stopped"] if w == wid}
+        stopped |= set().union(*chunks("stopped").values())
         time.sleep(0.2)
-    # both replicas were running a chunk of the stage and stopped it
+    # each replica stopped the chunk it was running (not merely marked cancelled)
+    assert stopped == set().union(*running.values()), (stopped, running)
     assert len(stopped) == 2 and all(s.startswith("asr#") for s in stopped), stopped

@@ -286,6 +286,7 @@ class ServiceHost:
         self._controller: Any = None
         self._cancelled: set[tuple[str, str]] = set()
         self._stopped: deque[tuple[str, str]] = deque(maxlen=100)  # stages a cancel stopped
+        self._running: set[tuple[str, str]] = set()  # stages in a call now
         self._starting: dict[tuple[str, str], float] = {}  # began, not yet told
         self._start_cv = threading.Condition()
         self._teller: threading.Thread | None = None
@@ -294,7 +295,8 @@ class ServiceHost:
     def health(self) -> dict[str, Any]:
         return {"alive": True, "pid": os.getpid(), "gpu_ids": ray.get_gpu_ids(),
                 "node_id": ray.get_runtime_context().get_node_id(),
-                "stopped": list(self._stopped), **self.service.health()}
+                "running": sorted(self._running.copy()), "stopped": list(self._stopped),
+                **self.service.health()}
 
     @ray.method(concurrency_group="control")
     def settings_view(self) -> dict[str, Any]:
@@ -378,6 +380,7 @@ class ServiceHost:
             cancelled=lambda: key in self._cancelled,
         )
         try:
+            self._running.add(key)
             ctx.check_cancelled()
             local = validation_context(self.settings.models.allow_local_paths)
             with hold(list(sent)):  # its media stay in the node's cache while it runs
@@ -387,6 +390,7 @@ class ServiceHost:
             self._stopped.append(key)
             raise
         finally:
+            self._running.discard(key)
             self._cancelled.discard(key)
             with self._start_cv:
                 self._starting.pop(key, None)  # not told yet: the result says it

@@ -266,7 +266,7 @@ def test_schemathesis_finds_no_server_errors(ray_cluster, tmp_path):
     # the chat route gets the schema's boundary cases with a timeout that fits one; the
     # other routes get random requests as well.
     runs = [fuzz("--exclude-path", CHAT, "--max-examples", "25",
-                 "--phases", "examples,coverage,fuzzing", "--max-time", "60"),
+                 "--phases", "examples,coverage,fuzzing", "--max-time", "30"),
             fuzz("--include-path", CHAT, "--phases", "examples,coverage",
                  "--request-timeout", "120")]
     serve.delete("fuzzed")

@@ -211,7 +211,9 @@ def test_controller_restart_loses_no_state_and_never_leaves_running(sample):
     wid = yivideo.submit(sleep_flow(20, cache=False))
     wait_until(lambda: yivideo.get(wid)["stages"]["nap"]["status"] == "running", 30)
     ray.kill(get_controller(), no_restart=False)
-    state = wait_until(lambda: _try_get(wid), 60)
+    # the kill is asynchronous: the old controller may answer once more ("running");
+    # the restarted one must never say so, and the nap (20 s) cannot finish meanwhile
+    state = wait_until(lambda: (s := _try_get(wid)) and s["status"] != "running" and s, 60)
     assert state["status"] == "failed" and state["error"]["code"] == "lost"
     assert state["stages"]["nap"]["status"] == "failed"
     assert yivideo.get(done["id"])["status"] == "succeeded"

@@ -197,6 +197,20 @@ def test_uvr_models_come_from_the_model_folders_by_name_only(tmp_path):
         AudioSeparatorParams.model_validate({"model": "Other.pth"}, context=context)
 
 
+def test_a_moved_model_folder_is_prepared_again(tmp_path):
+    """The prepared folder links to the model file: after the model folder moves (a new
+    virtual environment, a renamed disk), the link must follow, never dangle."""
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir()
+    shutil.copy(BUNDLED_DIR / DEFAULT_UVR_MODEL, first / "MyDenoise.pth")
+    cache = tmp_path / "cache"
+    before = prepare("MyDenoise.pth", ModelSettings(model_dirs=[first], cache_dir=cache))
+    first.rename(second)
+    after = prepare("MyDenoise.pth", ModelSettings(model_dirs=[second], cache_dir=cache))
+    assert (after / "MyDenoise.pth").resolve() == (second / "MyDenoise.pth").resolve()
+    assert (after / "MyDenoise.pth").is_file() and not (before / "MyDenoise.pth").exists()
+
+
 def test_a_stereo_source_gives_stereo_stems(service, mix, tmp_path):
     """Left and right carry the voice and the music at different levels; the files keep
     both channels, each separated, and the published audio is their mono mean."""

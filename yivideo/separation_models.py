@@ -107,11 +107,12 @@ def prepare(name: str, models: ModelSettings) -> Path:
     Raises :class:`ModelNotFound` (listing the available models) for an unknown name or a
     model whose parameters no table knows.
     """
-    source = resolve_chain(_CHAIN, name, models).resolve()
+    source = resolve_chain(_CHAIN, name, models)
     digest = model_hash(source)
     # keyed by where the file is too: the folder links to it, and a link into a virtual
     # environment or model folder that was since removed would be left dangling
-    where = hashlib.sha1(str(source).encode()).hexdigest()[:8]
+    target = source.resolve()
+    where = hashlib.sha1(str(target).encode()).hexdigest()[:8]
     folder = models.cache_dir / "audio-separator" / f"{source.stem}-{digest[:12]}-{where}"
     if (folder / "download_checks.json").is_file():
         return folder
@@ -124,7 +125,7 @@ def prepare(name: str, models: ModelSettings) -> Path:
     folder.parent.mkdir(parents=True, exist_ok=True)
     # built aside and renamed into place, so a concurrent load never sees half a folder
     tmp = Path(tempfile.mkdtemp(prefix=f".{source.stem}-", dir=folder.parent))
-    os.symlink(source, tmp / name)
+    os.symlink(target, tmp / name)
     (tmp / "vr_model_data.json").write_text(json.dumps({digest: params}))
     (tmp / "mdx_model_data.json").write_text("{}")
     (tmp / "download_checks.json").write_text(json.dumps(checks))

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from pydantic import Field, field_validator
 
-from yivideo.chunking import Chunking, chunked, merge_transcripts, plan_chunks
+from yivideo.chunking import Chunking, chunked, merge_transcripts, plan_audio
 from yivideo.errors import ConfigError, MediaError, ModelNotFound
 from yivideo.media import resample
 from yivideo.modelkit import resolve_device
@@ -367,11 +367,8 @@ class ASRService(Service):
     )
     def plan_chunks(self, ctx: NodeContext, params: ChunkParams, audio: Audio) -> dict:
         """Spans of about chunk_s seconds cut at the quietest points (one if short)."""
-        samples = np.asarray(audio.samples, dtype=np.float32)
-        if samples.ndim != 1 or audio.sample_rate <= 0:
-            raise MediaError(f"expected mono audio samples, got shape {samples.shape} at "
-                             f"{audio.sample_rate} Hz")
-        spans = plan_chunks(samples, audio.sample_rate, params.chunk_s, params.chunk_search_s)
+        spans = plan_audio(audio.samples, audio.sample_rate, params.chunk_s,
+                           params.chunk_search_s)
         return {"chunks": spans}
 
 
@@ -380,7 +377,8 @@ def merge_chunks(outputs: list[dict[str, Any]], spans: list[Span]) -> dict[str, 
     return {"transcript": merge_transcripts([o["transcript"] for o in outputs], spans)}
 
 
-chunked("asr.transcribe", Chunking("asr.plan_chunks", "clip", merge_chunks))
+chunked("asr.transcribe", Chunking("asr.plan_chunks", "clip", merge_chunks,
+                                   verb="transcribed"))
 
 capability("subtitle_generation", "asr", "faster_whisper", "speech to SRT/VTT/ASS/JSON",
            Step("asr", "asr.transcribe"), Step("subtitles", "subtitle.write", tier=OUTPUT),

@@ -7,11 +7,12 @@ importing this module, as the workflow compiler does, stays fast and needs neith
 from __future__ import annotations
 
 import time
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from yivideo import diarization
+from yivideo.chunking import Chunking, chunked, plan_audio
 from yivideo.datatypes import DataType, register_type
 from yivideo.errors import ConfigError
 from yivideo.modelkit import resolve_device
@@ -21,6 +22,8 @@ from yivideo.types import Audio, Transcript
 
 register_type(DataType("speaker_turns", "who spoke when: speaker turns",
                        "yivideo.diarization:Turn", many=True, literal="json"))
+register_type(DataType("speaker_window", "the local speakers of one window of a long input, "
+                       "before they are linked", "yivideo.diarization:Window"))
 
 
 class SpeakersParams(Params):
@@ -35,9 +38,13 @@ class SpeakersParams(Params):
     )  # fmt: skip
     chunk_s: float = Field(
         diarization.DEFAULT_CHUNK_S, ge=0,
-        description="diarize longer audio in windows of this many seconds, then link "
-                    "speakers across windows; 0 processes the whole input at once",
+        description="diarize audio longer than 1.5 windows in windows of about this many "
+                    "seconds, cut at silences, in parallel on the diarization replicas, "
+                    "then link speakers across windows; 0 processes the whole input at once",
     )  # fmt: skip
+    chunk_search_s: float = Field(
+        diarization.DEFAULT_SEARCH_S, gt=0,
+        description="a window's cut is the quietest point within this many s of its target")
     pipeline: ModelName(diarization.PIPELINES) | None = Field(
         None, description="name of a pyannote pipeline folder under models.model_dirs; "
                           "None: built-in segmentation-3.0 + CAM++",
@@ -49,6 +56,26 @@ class SpeakersParams(Params):
         if self.min_speakers and self.max_speakers and self.min_speakers > self.max_speakers:
             raise ValueError("min_speakers must not exceed max_speakers")
         return self
+
+
+class WindowParams(SpeakersParams):
+    clip: tuple[float, float] | None = Field(
+        None, description="the window [start, end] s whose local speakers are found "
+                          "(None: the whole audio)")
+
+    @field_validator("clip")
+    @classmethod
+    def _ordered(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
+        if value is not None and not 0 <= value[0] < value[1]:
+            raise ValueError("clip must be [start, end] with 0 <= start < end")
+        return value
+
+
+class PlanParams(Params):
+    chunk_s: float = Field(diarization.DEFAULT_CHUNK_S, ge=0,
+                           description="windows of about this many seconds; 0: one")
+    chunk_search_s: float = Field(diarization.DEFAULT_SEARCH_S, gt=0,
+                                  description="a cut is the quietest point within this many s")
 
 
 class AttributeParams(Params):
@@ -89,10 +116,16 @@ class DiarizationService(Service):
             max_speakers=params.max_speakers,
             clustering_threshold=params.clustering_threshold,
             chunk_s=params.chunk_s or None,
+            chunk_search_s=params.chunk_search_s,
             progress=ctx.progress,
             uri=ctx.workflow_id or "audio",
         )
-        elapsed = time.monotonic() - t0
+        return self._finish(ctx, pipe, audio, turns, time.monotonic() - t0)
+
+    @staticmethod
+    def _finish(ctx: NodeContext, pipe: diarization.DiarizationPipeline, audio: Audio,
+                turns: list[diarization.Turn], seconds: float) -> dict[str, Any]:
+        """The turns as the stage's output and its RTTM and JSON artifacts."""
         ctx.add_artifact("diarization.rttm", diarization.to_rttm(turns, ctx.workflow_id or "audio"))
         ctx.add_artifact(
             "diarization.json",
@@ -101,10 +134,66 @@ class DiarizationService(Service):
                 duration=round(audio.duration, 3),
                 pipeline=pipe.source,
                 device=pipe.device,
-                seconds=round(elapsed, 3),
+                seconds=round(seconds, 3),
             ),
         )
         return {"turns": turns}
+
+    @node(
+        "diarize.plan_chunks",
+        params=PlanParams,
+        inputs={"audio": "audio"},
+        outputs={"chunks": "spans"},
+    )
+    def plan_chunks(self, ctx: NodeContext, params: PlanParams, audio: Audio) -> dict:
+        """Windows of about chunk_s seconds cut at the quietest points (one if short)."""
+        samples = diarization.prepare_audio(audio.samples, audio.sample_rate)
+        spans = plan_audio(samples, diarization.SAMPLE_RATE, params.chunk_s,
+                           params.chunk_search_s)
+        return {"chunks": spans}
+
+    @node(
+        "diarize.window",
+        params=WindowParams,
+        inputs={"audio": "audio"},
+        outputs={"window": "speaker_window"},
+    )
+    def window(self, ctx: NodeContext, params: WindowParams, audio: Audio) -> dict:
+        """The local speakers of one window of the audio, with their centroids."""
+        span = params.clip or (0.0, audio.duration)
+        if span[0] >= audio.duration:
+            raise ConfigError.at("clip", f"starts at {span[0]} s, after the end of the "
+                                         f"{audio.duration:.1f} s audio")
+        window = diarization.diarize_window(
+            self._pipeline(params), audio.samples, audio.sample_rate, span,
+            num_speakers=params.num_speakers, max_speakers=params.max_speakers,
+            clustering_threshold=params.clustering_threshold,
+            progress=lambda f: ctx.progress(f, "embeddings"),
+            uri=f"{ctx.workflow_id or 'audio'}@{span[0]:g}")
+        ctx.progress(1.0, "done")
+        return {"window": window}
+
+    @node(
+        "diarize.link_windows",
+        params=SpeakersParams,
+        inputs={"audio": "audio", "parts": "any"},
+        outputs={"turns": "speaker_turns"},
+    )
+    def link_windows(self, ctx: NodeContext, params: SpeakersParams, audio: Audio,
+                     parts: list[dict[str, Any]]) -> dict:
+        """Who spoke when over the whole audio from its windows' local speakers (the
+        outputs of diarize.window): speakers linked across windows, speech relabelled."""
+        windows = [part.get("window") if isinstance(part, dict) else None for part in parts]
+        if not windows or not all(isinstance(w, diarization.Window) for w in windows):
+            raise ConfigError.at("parts", "expected the outputs of diarize.window, in order")
+        pipe = self._pipeline(params)
+        t0 = time.monotonic()
+        turns = diarization.link_windows(
+            pipe, audio.samples, audio.sample_rate, windows,
+            num_speakers=params.num_speakers, min_speakers=params.min_speakers,
+            max_speakers=params.max_speakers, clustering_threshold=params.clustering_threshold,
+            progress=ctx.progress, uri=ctx.workflow_id or "audio")
+        return self._finish(ctx, pipe, audio, turns, time.monotonic() - t0)
 
     @node(
         "diarize.attribute",
@@ -124,6 +213,10 @@ class DiarizationService(Service):
             raise ConfigError.at("turns", f"expected speaker turns: {err}") from None
         return {"transcript": diarization.split_by_speaker(transcript, parsed)}
 
+
+chunked("diarize.speakers", Chunking(
+    "diarize.plan_chunks", "clip", chunk_node="diarize.window",
+    merge_node="diarize.link_windows", verb="diarized"))
 
 capability(
     "speaker_diarization", "pyannote", "pyannote_audio", "who spoke when; RTTM/JSON",

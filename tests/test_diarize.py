@@ -37,7 +37,6 @@ from yivideo.diarization import (
     to_json,
     to_rttm,
 )
-from yivideo.diarization.run import _chunks
 from yivideo.errors import MediaError
 from yivideo.nodes import NodeContext
 from yivideo.subtitles import render, segments_to_events
@@ -491,15 +490,6 @@ def test_spurious_overlap_speaker_dropped():
     assert len(tracks) == 2 and len(centroids) == 2
 
 
-def test_windows_cover_the_input_evenly():
-    assert _chunks(SAMPLE_RATE * 100, 300.0) == [(0, SAMPLE_RATE * 100)]
-    assert _chunks(SAMPLE_RATE * 100, None) == [(0, SAMPLE_RATE * 100)]
-    windows = _chunks(SAMPLE_RATE * 1000, 300.0)
-    assert len(windows) == 4 and windows[0][0] == 0 and windows[-1][1] == SAMPLE_RATE * 1000
-    assert all(b == c for (_, b), (c, _) in zip(windows, windows[1:], strict=False))
-    assert {b - a for a, b in windows} == {SAMPLE_RATE * 250}
-
-
 def test_node_specs():
     import actors.diarize  # noqa: F401  registers the service
     from yivideo.nodes import get_node
@@ -518,6 +508,16 @@ def test_node_specs():
         speakers.params(min_speakers=3, max_speakers=2)
     with pytest.raises(ValidationError):
         speakers.params(num_speakers=0)
+    # long inputs: planned, diarized window by window on the replicas, linked
+    window = get_node("diarize.window")
+    assert window.inputs == {"audio": "audio"} and window.outputs == {"window": "speaker_window"}
+    for clip in ((5.0, 2.0), (-1.0, 3.0), (2.0, 2.0)):
+        with pytest.raises(ValidationError) as info:
+            window.params(clip=clip)
+        assert info.value.errors()[0]["loc"] == ("clip",)
+    link = get_node("diarize.link_windows")
+    assert link.outputs == speakers.outputs and link.params is speakers.params
+    assert get_node("diarize.plan_chunks").outputs == {"chunks": "spans"}
 
 
 def test_viterbi_switches_only_when_it_pays():

@@ -6,14 +6,18 @@ A stage whose node is registered with :func:`chunked` and whose ``chunk_s`` para
 1. the plan node (``asr.plan_chunks``) chooses cut points near every ``chunk_s`` seconds,
    each at the quietest moment of a search window around it (:func:`plan_chunks`), so no
    word is cut; media shorter than 1.5 chunks stays one call;
-2. every chunk is the stage's own node with ``clip=[start, end]``, each a call on a
-   replica of the service's pool (``StageRunner.replica``), all at once as far as the pool
-   has replicas; a chunk whose actor died is tried again, alone;
-3. the chunks' outputs are merged in order (:func:`merge_transcripts`): same schema as one
-   call over the whole media, times on the whole media's timeline.
+2. every chunk is a call of the stage's node (or the chunking's own chunk node) with
+   ``clip=[start, end]``, each on a replica of the service's pool
+   (``StageRunner.replica``), all at once as far as the pool has replicas; a chunk whose
+   actor died is tried again, alone;
+3. the chunks' outputs are merged in order: by a pure function in the controller
+   (:func:`merge_transcripts`), or, when merging needs the models (speakers linked across
+   chunks), by a merge node on a replica, which gets the stage's inputs and params and the
+   chunks' outputs as ``parts``. Same schema as one call over the whole media, times on
+   the whole media's timeline.
 
 Cancelling the stage cancels every chunk call; progress is the chunks' progress weighted by
-their length (:class:`Parts`). Planning and merging are pure functions.
+their length (:class:`Parts`). Planning and the merge functions are pure functions.
 """
 
 from __future__ import annotations
@@ -43,6 +47,10 @@ PAUSE_S = 0.4
 TIE_DB = 3.0
 #: The separator of a stage's part names (``asr#plan``, ``asr#0``): stage names cannot hold it.
 PART = "#"
+#: The part that merges the chunks when a merge node does (``diarize#merge``).
+MERGE = "merge"
+#: Share of a stage's progress that its merge node takes.
+MERGE_SHARE = 0.1
 
 
 # ----------------------------------------------------------------------------- planning
@@ -108,6 +116,18 @@ def plan_chunks(samples: np.ndarray, sample_rate: int, chunk_s: float, search_s:
     cuts = [quietest_point(samples, sample_rate, k * step, half)[0] for k in range(1, n)]
     bounds = [0.0, *cuts, duration]
     return [Span(round(a, 3), round(b, 3)) for a, b in zip(bounds, bounds[1:], strict=False)]
+
+
+def plan_audio(samples: np.ndarray, sample_rate: int, chunk_s: float, search_s: float
+               ) -> list[Span]:
+    """:func:`plan_chunks` of decoded audio, which must be mono (a plan node's body)."""
+    from yivideo.errors import MediaError
+
+    samples = np.asarray(samples, dtype=np.float32)
+    if samples.ndim != 1 or sample_rate <= 0:
+        raise MediaError(f"expected mono audio samples, got shape {samples.shape} at "
+                         f"{sample_rate} Hz")
+    return plan_chunks(samples, sample_rate, chunk_s, search_s)
 
 
 # ------------------------------------------------------------------------------ merging
@@ -176,13 +196,25 @@ def merge_transcripts(parts: list[Transcript], spans: list[Span]) -> Transcript:
 @dataclass(frozen=True)
 class Chunking:
     """How a node's stage is chunked: the node that plans spans (inputs as the stage's,
-    output ``chunks``), the param each chunk's span goes to, and how outputs merge."""
+    output ``chunks``), the param each chunk's span goes to, and how outputs merge:
+    ``merge`` in the controller, or else ``merge_node`` on a replica."""
 
     plan_node: str
     clip_param: str
-    merge: Callable[[list[dict[str, Any]], list[Span]], dict[str, Any]]
+    merge: Callable[[list[dict[str, Any]], list[Span]], dict[str, Any]] | None = None
+    #: the node each chunk runs (inputs and params as the stage's, plus the clip param);
+    #: None: the stage's own node
+    chunk_node: str | None = None
+    #: the node that merges (inputs as the stage's plus ``parts``, params as the stage's)
+    merge_node: str | None = None
+    #: what was done to the chunks, for the stage's message ("transcribed")
+    verb: str = "processed"
     #: the stage's params the plan node takes
     plan_params: tuple[str, ...] = ("chunk_s", "chunk_search_s")
+
+    def __post_init__(self) -> None:
+        if (self.merge is None) == (self.merge_node is None):
+            raise ValueError("a chunking merges with either a function or a node")
 
 
 _CHUNKED: dict[str, Chunking] = {}
@@ -206,6 +238,7 @@ def chunking_of(stage: PlannedStage) -> Chunking | None:
 @dataclass
 class _Fan:
     spans: list[Span]
+    merged: bool = False  # a merge node takes the last MERGE_SHARE of the progress
     fractions: list[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -229,6 +262,8 @@ class Parts:
         """``(stage, fraction, message)`` for a part's report: the stage's whole progress."""
         whole, _, part = stage.partition(PART)
         fan = self._fans.get((wid, whole))
+        if fan is not None and fan.merged and part == MERGE:
+            return whole, 1 - MERGE_SHARE * (1 - max(0.0, min(1.0, fraction))), message
         if fan is None or not part.isdigit() or int(part) >= len(fan.spans):
             return whole, (0.0 if part else fraction), ("planning chunks" if part else message)
         fan.fractions[int(part)] = max(0.0, min(1.0, fraction))
@@ -236,11 +271,13 @@ class Parts:
         done = sum(f * n for f, n in zip(fan.fractions, lengths, strict=True))
         total = sum(lengths) or 1.0
         finished = sum(f >= 1.0 for f in fan.fractions)
-        return whole, done / total, (
+        share = 1 - MERGE_SHARE if fan.merged else 1.0
+        return whole, share * done / total, (
             f"{done:.0f}/{total:.0f} s, {finished}/{len(fan.spans)} chunks done")
 
-    def open(self, wid: str, stage: str, spans: list[Span]) -> None:
-        self._fans[(wid, stage)] = _Fan(spans)
+    def open(self, wid: str, stage: str, spans: list[Span], merged: bool = False) -> None:
+        """Follow a stage's chunks (``merged``: and then its merge node)."""
+        self._fans[(wid, stage)] = _Fan(spans, merged)
 
     def close(self, wid: str, stage: str) -> None:
         self._fans.pop((wid, stage), None)
@@ -277,21 +314,31 @@ class ChunkedStage:
             spans = [s if isinstance(s, Span) else Span(**s) for s in (await out)["chunks"]]
             if len(spans) <= 1:
                 return None
-            self.runner.parts.open(self.wid, self.name, spans)
-            clip = self.chunking.clip_param
+            chunking = self.chunking
+            self.runner.parts.open(self.wid, self.name, spans, chunking.merge_node is not None)
+            node = chunking.chunk_node or self.stage.node.name
+            clip = chunking.clip_param
             tasks = [asyncio.ensure_future(self._part(
-                str(i), self.stage.node.name, {**self.stage.params, clip: [s.start, s.end]}))
+                str(i), node, {**self.stage.params, clip: [s.start, s.end]}))
                 for i, s in enumerate(spans)]
             results = await _all_or_none(tasks)
-            outputs = await asyncio.gather(*(out for _, out, _ in results))
-            merged = self.chunking.merge(list(outputs), spans)
+            outputs = list(await asyncio.gather(*(out for _, out, _ in results)))
             metas = [meta for meta, _, _ in results]
+            if chunking.merge_node is not None:
+                bindings = [*self.bindings, ("parts", None, outputs)]
+                meta, merged, _ = await self._part(
+                    MERGE, chunking.merge_node, self.stage.params, bindings)
+                metas.append(meta)
+            else:
+                assert chunking.merge is not None
+                # off the event loop: a long transcript takes a while to merge
+                merged = ray.put(await asyncio.to_thread(chunking.merge, outputs, spans))
             self.info["chunks"] = [
                 {"start": s.start, "end": s.end, "replica": rep, "pid": meta["pid"],
                  "started_at": meta["began"], "ended_at": meta["began"] + meta["compute_s"]}
                 for s, (meta, _, rep) in zip(spans, results, strict=True)]
             # a late progress report of a chunk may arrive after the stage ended
-            self.info["message"] = f"{len(spans)} chunks transcribed and merged"
+            self.info["message"] = f"{len(spans)} chunks {chunking.verb} and merged"
             self.info["replica"] = results[0][2]
             self.info["pid"] = metas[0]["pid"]
             artifacts: dict[str, Any] = {}
@@ -300,7 +347,7 @@ class ChunkedStage:
             meta = {"began": min(m["began"] for m in metas),
                     "compute_s": sum(m["compute_s"] for m in metas),
                     "artifacts": artifacts, "pid": metas[0]["pid"]}
-            return meta, ray.put(merged)
+            return meta, merged
         except asyncio.CancelledError:
             self.info["status"] = "cancelled"
             raise
@@ -318,10 +365,11 @@ class ChunkedStage:
             self.info["duration_s"] = round(self.info["ended_at"] - self.info["started_at"], 4)
             self.changed()
 
-    async def _part(self, part: str, node: str, params: dict[str, Any]
+    async def _part(self, part: str, node: str, params: dict[str, Any],
+                    bindings: list[tuple[str, str | None, Any]] | None = None
                     ) -> tuple[dict[str, Any], Any, str | None]:
         """Run one part on a free replica until it succeeds or fails for good:
-        ``(metadata, outputs ref, replica name)``."""
+        ``(metadata, outputs ref, replica name)``; ``bindings``: the stage's if None."""
         import ray
 
         from yivideo.stage_runner import RETRIED, end_reason, error_dict
@@ -335,7 +383,7 @@ class ChunkedStage:
                 async with self.runner.replica(self.service) as actor:
                     replica = self.runner.name_of(self.service, actor)
                     call = actor.run.options(num_returns=2).remote(
-                        node, params, self.bindings, self.wid, label, *self.refs)
+                        node, params, bindings or self.bindings, self.wid, label, *self.refs)
                     meta = await call[0]
                 return meta, call[1], replica
             except asyncio.CancelledError:

@@ -12,8 +12,9 @@ embeddings fall into two distant groups is two voices. A workflow may instead na
 pipeline folder under ``models.model_dirs`` (a path only with ``models.allow_local_paths``);
 a hub name is only used when downloads are allowed.
 
-Long inputs are diarized in windows of ``chunk_s`` seconds so that memory stays bounded;
-the per-window speaker centroids are then clustered together so that one person keeps one
+Long inputs are diarized in windows of about ``chunk_s`` seconds cut at silences, so that
+memory stays bounded and a workflow runs the windows on several replicas at once; the
+per-window speaker centroids are then clustered together so that one person keeps one
 label over the whole video.
 
 torch and pyannote are imported inside functions: importing this package stays cheap.
@@ -50,7 +51,15 @@ from yivideo.diarization.pipelines import (
     resolve_pipeline,
 )
 from yivideo.diarization.rttm import parse_rttm, to_json, to_rttm
-from yivideo.diarization.run import DEFAULT_CHUNK_S, ProgressFn, diarize
+from yivideo.diarization.run import (
+    DEFAULT_CHUNK_S,
+    DEFAULT_SEARCH_S,
+    ProgressFn,
+    Window,
+    diarize,
+    diarize_window,
+    link_windows,
+)
 from yivideo.diarization.turns import SAMPLE_RATE, Turn, prepare_audio, speakers_of
 
 __all__ = [
@@ -58,6 +67,7 @@ __all__ = [
     "CAMPPLUS_FILE",
     "CANDIDATE_LINKAGES",
     "DEFAULT_CHUNK_S",
+    "DEFAULT_SEARCH_S",
     "DEFAULT_THRESHOLD",
     "DISTINCT_SIMILARITY",
     "MAX_ESTIMATED_SPEAKERS",
@@ -71,6 +81,7 @@ __all__ = [
     "DiarizationPipeline",
     "ProgressFn",
     "Turn",
+    "Window",
     "_check_weights_only",
     "absorb_small",
     "assign_speakers",
@@ -80,8 +91,10 @@ __all__ = [
     "campplus_model",
     "cut_tree",
     "diarize",
+    "diarize_window",
     "estimate_partition",
     "exact_partition",
+    "link_windows",
     "max_centroid_similarity",
     "parse_rttm",
     "prepare_audio",

@@ -5,13 +5,13 @@ centroids clustered together so that one person keeps one label over the whole i
 from __future__ import annotations
 
 import bisect
-import math
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
+from yivideo.chunking import plan_chunks
 from yivideo.diarization import resegment as reseg
 from yivideo.diarization.clustering import DEFAULT_THRESHOLD, _cluster_centroids
 from yivideo.diarization.models import DiarizationPipeline
@@ -19,17 +19,10 @@ from yivideo.diarization.turns import SAMPLE_RATE, Turn, prepare_audio
 
 #: Default window of chunked diarization (s); inputs up to 1.5 windows run in one pass.
 DEFAULT_CHUNK_S = 300.0
+#: A window's cut is the quietest point within this many seconds of its target.
+DEFAULT_SEARCH_S = 30.0
 
 ProgressFn = Callable[[float, str], None]
-
-
-def _chunks(n_samples: int, chunk_s: float | None) -> list[tuple[int, int]]:
-    """Even windows of about ``chunk_s`` seconds (one when the input is short)."""
-    if not chunk_s or n_samples <= 1.5 * chunk_s * SAMPLE_RATE:
-        return [(0, n_samples)]
-    count = math.ceil(n_samples / (chunk_s * SAMPLE_RATE))
-    bounds = [round(i * n_samples / count) for i in range(count + 1)]
-    return list(zip(bounds[:-1], bounds[1:], strict=True))
 
 
 def _run(
@@ -108,106 +101,162 @@ def diarize(
     max_speakers: int | None = None,
     clustering_threshold: float | None = None,
     chunk_s: float | None = DEFAULT_CHUNK_S,
+    chunk_search_s: float = DEFAULT_SEARCH_S,
     progress: ProgressFn | None = None,
     uri: str = "audio",
 ) -> list[Turn]:
     """Who spoke when: speaker turns sorted by start time; [] when nobody speaks.
 
-    Inputs longer than 1.5 ``chunk_s`` are diarized window by window and the windows'
-    speaker centroids clustered together (``chunk_s`` None or 0: one pass).
+    Inputs longer than 1.5 ``chunk_s`` are diarized window by window, the windows cut at
+    the quietest points (:func:`yivideo.chunking.plan_chunks`), and the windows' speakers
+    linked (:func:`link_windows`); ``chunk_s`` None or 0: one pass. A workflow runs the
+    same windows on the service's replicas at once, with the same result.
     """
     audio = prepare_audio(samples, sample_rate)
-    # Silence (or nothing) has no speakers; skip the models entirely.
-    if audio.size < SAMPLE_RATE // 10 or not np.any(np.abs(audio) > 1e-4):
+    if _silent(audio):
         return []
     if num_speakers is not None and num_speakers < 1:
         raise ValueError("num_speakers must be at least 1")
-    with pipe.lock:
-        threshold = pipe.configure(clustering_threshold)
-        windows = _chunks(len(audio), chunk_s)
-        if len(windows) == 1:
-            tracks, centroids = _run(
-                pipe, audio, uri,
-                (lambda f: progress(f, "embeddings")) if progress else None,
-                num_speakers=num_speakers, min_speakers=min_speakers, max_speakers=max_speakers,
-            )  # fmt: skip
-            if pipe.resegment:
-                tracks = reseg.resegment(
-                    audio, tracks, centroids, pipe.embed, max_speakers=num_speakers or max_speakers
-                )
+    spans = plan_chunks(audio, SAMPLE_RATE, chunk_s or 0.0, chunk_search_s)
+    if len(spans) > 1:
+        windows = []
+        for w, span in enumerate(spans):
+            report = None
             if progress:
-                progress(1.0, "done")
-            return _relabel(tracks)
-        return _diarize_windows(
-            pipe, audio, windows, threshold, num_speakers, min_speakers, max_speakers,
-            progress, uri,
+                def report(f: float, w: int = w) -> None:
+                    progress(0.9 * (w + f) / len(spans), f"window {w + 1}/{len(spans)}")
+            windows.append(diarize_window(
+                pipe, audio, SAMPLE_RATE, (span.start, span.end),
+                num_speakers=num_speakers, max_speakers=max_speakers,
+                clustering_threshold=clustering_threshold, progress=report, uri=f"{uri}#{w}"))
+        return link_windows(
+            pipe, audio, SAMPLE_RATE, windows, num_speakers=num_speakers,
+            min_speakers=min_speakers, max_speakers=max_speakers,
+            clustering_threshold=clustering_threshold, uri=uri,
+            progress=(lambda f, m: progress(0.9 + 0.1 * f, m)) if progress else None)
+    with pipe.lock:
+        pipe.configure(clustering_threshold)
+        tracks, centroids = _run(
+            pipe, audio, uri, (lambda f: progress(f, "embeddings")) if progress else None,
+            num_speakers=num_speakers, min_speakers=min_speakers, max_speakers=max_speakers,
         )  # fmt: skip
+        if pipe.resegment:
+            tracks = reseg.resegment(
+                audio, tracks, centroids, pipe.embed, max_speakers=num_speakers or max_speakers
+            )
+    if progress:
+        progress(1.0, "done")
+    return _relabel(tracks)
 
 
-def _diarize_windows(
+def _silent(audio: np.ndarray) -> bool:
+    """Silence (or nothing) has no speakers: the models are skipped entirely."""
+    return audio.size < SAMPLE_RATE // 10 or not np.any(np.abs(audio) > 1e-4)
+
+
+@dataclass(frozen=True)
+class Window:
+    """One window's local speakers: ``(start, end, label)`` tracks on the whole input's
+    timeline and each label's centroid (the input to :func:`link_windows`)."""
+
+    start: float
+    end: float
+    tracks: list[tuple[float, float, str]]
+    centroids: dict[str, np.ndarray]
+
+
+def diarize_window(
     pipe: DiarizationPipeline,
-    audio: np.ndarray,
-    windows: list[tuple[int, int]],
-    threshold: float | None,
-    num_speakers: int | None,
-    min_speakers: int | None,
-    max_speakers: int | None,
-    progress: ProgressFn | None,
-    uri: str,
+    samples: np.ndarray,
+    sample_rate: int,
+    span: tuple[float, float],
+    *,
+    num_speakers: int | None = None,
+    max_speakers: int | None = None,
+    clustering_threshold: float | None = None,
+    progress: Callable[[float], None] | None = None,
+    uri: str = "audio",
+) -> Window:
+    """The local speakers of ``span`` (s) of the input: one pipeline pass over the window."""
+    audio = prepare_audio(samples, sample_rate)
+    a, b = (min(len(audio), round(t * SAMPLE_RATE)) for t in span)
+    if _silent(audio[a:b]):
+        return Window(span[0], span[1], [], {})
+    offset = a / SAMPLE_RATE
+    with pipe.lock:
+        pipe.configure(clustering_threshold)
+        # A window may hold fewer speakers than the whole, so only the upper bound applies.
+        local, centroids = _run(pipe, audio[a:b], uri, progress,
+                                max_speakers=num_speakers or max_speakers)
+    tracks = [(start + offset, end + offset, label) for start, end, label in local]
+    return Window(span[0], span[1], tracks, centroids)
+
+
+def link_windows(
+    pipe: DiarizationPipeline,
+    samples: np.ndarray,
+    sample_rate: int,
+    windows: list[Window],
+    *,
+    num_speakers: int | None = None,
+    min_speakers: int | None = None,
+    max_speakers: int | None = None,
+    clustering_threshold: float | None = None,
+    progress: ProgressFn | None = None,
+    uri: str = "audio",
 ) -> list[Turn]:
+    """Speaker turns of the whole input from its windows: the windows' speaker centroids
+    clustered into speakers of the whole (an imposed count is met), then the speech
+    relabelled from short-window embeddings against those speakers, so that a window
+    whose voice went to the wrong speaker is corrected."""
+    audio = prepare_audio(samples, sample_rate)
     tracks: list[tuple[float, float, tuple[int, str]]] = []
     keys: list[tuple[int, str]] = []
     vectors: list[np.ndarray] = []
-    # A window may hold fewer speakers than the whole, so only the upper bound applies.
-    local_max = num_speakers or max_speakers
-    for w, (a, b) in enumerate(windows):
-        offset = a / SAMPLE_RATE
-        report = None
-        if progress:
-            def report(f: float, w: int = w) -> None:
-                progress((w + f) / len(windows), f"window {w + 1}/{len(windows)}")
-        local, centroids = _run(pipe, audio[a:b], f"{uri}#{w}", report, max_speakers=local_max)
-        if local and not centroids:
+    for w, window in enumerate(windows):
+        if window.tracks and not window.centroids:
             # A pipeline that gives no speaker embeddings cannot link windows: one pass.
-            tracks, _ = _run(
-                pipe, audio, uri, None,
-                num_speakers=num_speakers, min_speakers=min_speakers, max_speakers=max_speakers,
-            )  # fmt: skip
+            with pipe.lock:
+                pipe.configure(clustering_threshold)
+                whole, _ = _run(pipe, audio, uri, None, num_speakers=num_speakers,
+                                min_speakers=min_speakers, max_speakers=max_speakers)
             if progress:
                 progress(1.0, "done")
-            return _relabel(tracks)
-        for start, end, label in local:
-            tracks.append((start + offset, end + offset, (w, label)))
-        for label, vector in centroids.items():
+            return _relabel(whole)
+        tracks.extend((start, end, (w, label)) for start, end, label in window.tracks)
+        for label, vector in window.centroids.items():
+            vector = np.asarray(vector, dtype=np.float64)
             if np.all(np.isfinite(vector)) and np.linalg.norm(vector) > 0:
                 keys.append((w, label))
                 vectors.append(vector)
     if not tracks:
         return []
-    glob: dict[tuple[int, str], Any] = {}
-    if vectors:
-        if threshold is None and not pipe.estimates_count:
-            threshold = DEFAULT_THRESHOLD
-        labels = _cluster_centroids(
-            np.vstack(vectors), threshold, num_speakers, min_speakers, max_speakers,
-            windows=np.array([w for w, _ in keys]),
-        )
-        glob = {key: int(k) for key, k in zip(keys, labels, strict=True)}
-    bounded = bool(num_speakers or max_speakers) and bool(glob)
-    resolved = [(s, e, glob.get(key, key)) for s, e, key in tracks]
-    if bounded:
-        resolved = _join_nearest(resolved, set(glob.values()))
-    if pipe.resegment and glob:
-        # Against the speakers of the whole input: a window whose voice went to the wrong
-        # speaker is corrected where its short-window embeddings say so.
-        unit = {key: v / np.linalg.norm(v) for key, v in zip(keys, vectors, strict=True)}
-        merged = {
-            k: np.mean([unit[key] for key, g in glob.items() if g == k], axis=0)
-            for k in set(glob.values())
-        }
-        resolved = reseg.resegment(
-            audio, resolved, merged, pipe.embed, max_speakers=num_speakers or max_speakers
-        )
+    with pipe.lock:
+        threshold = pipe.configure(clustering_threshold)
+        glob: dict[tuple[int, str], Any] = {}
+        if vectors:
+            if threshold is None and not pipe.estimates_count:
+                threshold = DEFAULT_THRESHOLD
+            labels = _cluster_centroids(
+                np.vstack(vectors), threshold, num_speakers, min_speakers, max_speakers,
+                windows=np.array([w for w, _ in keys]),
+            )
+            glob = {key: int(k) for key, k in zip(keys, labels, strict=True)}
+        bounded = bool(num_speakers or max_speakers) and bool(glob)
+        resolved = [(s, e, glob.get(key, key)) for s, e, key in tracks]
+        if bounded:
+            resolved = _join_nearest(resolved, set(glob.values()))
+        if pipe.resegment and glob:
+            if progress:
+                progress(0.0, "relabelling speech against the linked speakers")
+            unit = {key: v / np.linalg.norm(v) for key, v in zip(keys, vectors, strict=True)}
+            merged = {
+                k: np.mean([unit[key] for key, g in glob.items() if g == k], axis=0)
+                for k in set(glob.values())
+            }
+            resolved = reseg.resegment(
+                audio, resolved, merged, pipe.embed, max_speakers=num_speakers or max_speakers
+            )
     if progress:
         progress(1.0, "done")
     return _merge_adjacent(_relabel(resolved))

@@ -372,9 +372,10 @@ class ASRService(Service):
         return {"chunks": spans}
 
 
-def merge_chunks(outputs: list[dict[str, Any]], spans: list[Span]) -> dict[str, Any]:
+def merge_chunks(outputs: list[dict[str, Any]], spans: list[Span], params: dict[str, Any]
+                 ) -> tuple[dict[str, Any], dict[str, bytes]]:
     """The chunks' transcripts as one (:func:`yivideo.chunking.merge_transcripts`)."""
-    return {"transcript": merge_transcripts([o["transcript"] for o in outputs], spans)}
+    return {"transcript": merge_transcripts([o["transcript"] for o in outputs], spans)}, {}
 
 
 chunked("asr.transcribe", Chunking("asr.plan_chunks", "clip", merge_chunks,

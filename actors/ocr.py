@@ -14,18 +14,19 @@ import logging
 import math
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from yivideo.chunking import MIN_CHUNKS, Chunking, chunked, plan_video_chunks
 from yivideo.datatypes import DataType, register_type
 from yivideo.errors import ConfigError
 from yivideo.modelkit import resolve_device
 from yivideo.nodes import ModelName, NodeContext, Params, Service, node, register_service
 from yivideo.ocr_models import DEFAULT_MODEL, OCR_MODELS, resolve_ocr_models
 from yivideo.recipes import OUTPUT, Step, capability, recipe
-from yivideo.types import Segment, Transcript
+from yivideo.types import Segment, Span, Transcript
 
 if TYPE_CHECKING:
-    from yivideo.hardsub import Band, PaddleRecognizer
+    from yivideo.hardsub import Band, OCREvent, PaddleRecognizer
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,16 @@ class DetectBandParams(_OCRParams):
     band: BandParams | None = Field(None, description="skip detection: use this band")
 
 
-class ExtractParams(_OCRParams):
+class ChunkParams(Params):
+    """Where a long video is cut into chunks read in parallel (``yivideo.chunking``)."""
+
+    chunk_s: float = Field(
+        600.0, ge=0,
+        description=("read videos longer than 1.5 chunks in chunks of about this many seconds, "
+                     "cut at key frames, in parallel on the OCR replicas; 0: one call"))
+
+
+class ExtractParams(_OCRParams, ChunkParams):
     language: Literal["ch", "en"] = Field("ch", description="PaddleOCR language name")
     sample_fps: float = Field(5.0, gt=0, le=120, description="frames per second compared")
     min_duration: float = Field(0.2, ge=0, description="shorter subtitles are flicker (s)")
@@ -84,6 +94,30 @@ class ExtractParams(_OCRParams):
     )
     band: BandParams | None = Field(None, description="use this band, not a detected one")
     band_samples: int = Field(12, ge=2, le=500, description="frames OCR'd to find the band")
+    clip: tuple[float, float] | None = Field(
+        None, description=("read only [start, end) s of the video (one chunk); times stay "
+                           "the video's; None: the whole video"))
+
+    @field_validator("clip")
+    @classmethod
+    def _ordered(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
+        if value is not None and not 0 <= value[0] < value[1]:
+            raise ValueError("clip must be [start, end] with 0 <= start < end")
+        return value
+
+
+def _transcript(params: ExtractParams, duration: float, events: list[OCREvent]) -> Transcript:
+    return Transcript(
+        language=LANGUAGES[params.language],
+        language_probability=1.0,
+        duration=duration,
+        model=f"paddleocr:{params.model}",
+        segments=[Segment(e.start, e.end, e.text) for e in events],
+    )
+
+
+def _events_json(events: list[OCREvent]) -> str:
+    return json.dumps([e.to_dict() for e in events], ensure_ascii=False, indent=2)
 
 
 def _band(params: BandParams, width: int, height: int) -> Band:
@@ -185,6 +219,9 @@ class OCRService(Service):
         from yivideo import hardsub
 
         info = hardsub.video_info(video)
+        if params.clip is not None and params.clip[0] >= info["duration"]:
+            raise ConfigError.at("clip", f"starts at {params.clip[0]} s, after the end of the "
+                                         f"{info['duration']:.1f} s video")
         if params.band is not None:
             band: Band | None = _band(params.band, info["width"], info["height"])
             share = 0.0
@@ -193,12 +230,6 @@ class OCRService(Service):
         else:
             band = self._detect(ctx, params, video, params.band_samples, None, 0.2)
             share = 0.2
-        transcript = Transcript(
-            language=LANGUAGES[params.language],
-            language_probability=1.0,
-            duration=info["duration"],
-            model=f"paddleocr:{params.model}",
-        )
         events: list[hardsub.OCREvent] = []
         if band is not None:
             engine = self.recognizer(params)
@@ -213,19 +244,50 @@ class OCRService(Service):
                 video, read, band,
                 sample_fps=params.sample_fps, min_duration=params.min_duration,
                 similarity=params.similarity, change_threshold=params.change_threshold,
-                progress=report,
+                progress=report, clip=params.clip,
             )  # fmt: skip
             events = result.events
             log.info("%s: %d subtitles from %d frames, %d OCR calls",
                      video, len(events), result.frames, result.ocr_calls)  # fmt: skip
-        transcript.segments = [Segment(e.start, e.end, e.text) for e in events]
-        ctx.add_artifact(
-            "ocr_events.json",
-            json.dumps([e.to_dict() for e in events], ensure_ascii=False, indent=2),
-        )
         ctx.progress(1.0, f"{len(events)} subtitles")
+        transcript = _transcript(params, info["duration"], events)
+        if params.clip is not None:  # a chunk: its events are joined with the others'
+            return {"transcript": transcript, "events": events}
+        ctx.add_artifact("ocr_events.json", _events_json(events))
         return {"transcript": transcript}
 
+    @node(
+        "ocr.plan_chunks",
+        params=ChunkParams,
+        inputs={"video": "video", "band": "band"},
+        outputs={"chunks": "spans"},
+        optional_inputs=("band",),
+    )
+    def plan_chunks(self, ctx: NodeContext, params: ChunkParams, video: str,
+                    **optional: Any) -> dict:
+        """Spans of about chunk_s seconds cut at the nearest key frames (one if short)."""
+        from yivideo.media import key_frame_times, video_info
+
+        duration = video_info(video)["duration"]
+        long = duration > MIN_CHUNKS * params.chunk_s > 0  # else one span: no key frames needed
+        keys = key_frame_times(video) if long else []
+        return {"chunks": plan_video_chunks(duration, keys, params.chunk_s)}
+
+
+def merge_chunks(outputs: list[dict[str, Any]], spans: list[Span], params: dict[str, Any]
+                 ) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """The chunks' subtitles as one transcript, a subtitle shown across a cut one event."""
+    from yivideo.hardsub import join_chunks
+
+    extract = ExtractParams.model_validate(params)
+    events = join_chunks([o["events"] for o in outputs], [s.start for s in spans[1:]],
+                         similarity=extract.similarity, min_duration=extract.min_duration)
+    transcript = _transcript(extract, outputs[0]["transcript"].duration, events)
+    return {"transcript": transcript}, {"ocr_events.json": _events_json(events).encode()}
+
+
+chunked("ocr.extract_subtitles", Chunking(
+    "ocr.plan_chunks", "clip", merge_chunks, verb="read", plan_params=("chunk_s",)))
 
 capability(
     "subtitle_generation", "ocr", "paddleocr", "burnt-in subtitles read by OCR",

@@ -356,3 +356,66 @@ def test_signature_ignores_background_but_sees_text() -> None:
     assert hardsub.signature_distance(sig(a), sig(c)) > 0.5
     assert hardsub.signature_distance(sig(empty), sig(a)) == 1.0
     assert hardsub.signature_distance(sig(empty), sig(empty)) == 0.0
+
+
+# ------------------------------------------------------------------ long videos in chunks
+
+
+def test_video_chunks_cut_at_the_nearest_key_frame() -> None:
+    from yivideo.chunking import plan_video_chunks
+    from yivideo.types import Span
+
+    assert plan_video_chunks(100.0, [0.0, 50.0], 0) == [Span(0.0, 100.0)]
+    assert plan_video_chunks(100.0, [0.0, 50.0], 70.0) == [Span(0.0, 100.0)]  # < 1.5 chunks
+    # 3 chunks: targets 33.3 and 66.7; a key frame within a quarter chunk (8.3 s) is taken
+    spans = plan_video_chunks(100.0, [0.0, 10.0, 30.0, 60.04, 90.0], 30.0)
+    assert [s.start for s in spans] == [0.0, 30.0, 60.04] and spans[-1].end == 100.0
+    assert all(a.end == b.start for a, b in zip(spans, spans[1:], strict=False))
+    # no key frame near a target: cut there (decoding starts at the key frame before it)
+    assert [s.start for s in plan_video_chunks(100.0, [0.0], 50.0)] == [0.0, 50.0]
+
+
+def test_events_shown_across_a_cut_are_joined() -> None:
+    def ev(start: float, end: float, text: str) -> hardsub.OCREvent:
+        return hardsub.OCREvent(start, end, text, 0.9, (10, 600, 400, 640))
+
+    first = [ev(1.0, 3.0, "Good morning"), ev(9.0, 10.0, "The weather is")]
+    second = [ev(10.04, 12.0, "The weather is"), ev(13.0, 15.0, "Bye")]
+    third = [ev(20.0, 20.1, "Bye for now")]  # touches its cut: kept by its chunk
+    # a chunk's 0.1 s edge event that joins nothing is dropped, as one pass drops it
+    out = hardsub.join_chunks([first, [ev(9.9, 10.0, "Short")], third], [9.9, 10.0])
+    assert [e.text for e in out] == ["Good morning", "The weather is"]
+    out = hardsub.join_chunks([first, second, third], [10.0, 20.0])
+    assert [(e.start, e.end, e.text) for e in out] == [
+        (1.0, 3.0, "Good morning"), (9.0, 12.0, "The weather is"), (13.0, 15.0, "Bye")]
+    # another text at the cut stays its own event
+    out = hardsub.join_chunks([first, [ev(10.0, 12.0, "Something else")]], [10.0])
+    assert [e.text for e in out][-2:] == ["The weather is", "Something else"]
+    with pytest.raises(ValueError):
+        hardsub.join_chunks([first, second], [])
+
+
+def test_chunks_read_across_cuts_equal_one_pass(service: OCRService, en_video: GroundTruth,
+                                                en_result) -> None:
+    """Cuts inside two subtitles, off the key frames: the chunks' events joined are the
+    events of one pass over the whole video."""
+    from actors.ocr import merge_chunks
+    from yivideo.types import Span
+
+    whole, _ = en_result
+    cues = en_video.subtitles
+    cuts = [round((cues[i].start + cues[i].end) / 2, 3) for i in (1, 3)]
+    bounds = [0.0, *cuts, en_video.duration]
+    spans = [Span(a, b) for a, b in zip(bounds, bounds[1:], strict=False)]
+    params = ExtractParams(language="en")
+    outputs = [service.extract_subtitles(NodeContext(), params.model_copy(update={
+        "clip": (s.start, s.end)}), en_video.video) for s in spans]
+    assert all(set(o) == {"transcript", "events"} for o in outputs)  # no artifact per chunk
+    merged, files = merge_chunks(outputs, spans, params.model_dump())
+    joined = merged["transcript"]
+    assert [s.text for s in joined.segments] == [s.text for s in whole.segments]
+    for a, b in zip(joined.segments, whole.segments, strict=True):
+        assert abs(a.start - b.start) <= FRAME + 1e-6 and abs(a.end - b.end) <= FRAME + 1e-6
+    events = json.loads(files["ocr_events.json"])
+    assert [e["text"] for e in events] == [s.text for s in joined.segments]
+    assert joined.duration == whole.duration and joined.language == "en"

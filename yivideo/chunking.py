@@ -130,6 +130,28 @@ def plan_audio(samples: np.ndarray, sample_rate: int, chunk_s: float, search_s: 
     return plan_chunks(samples, sample_rate, chunk_s, search_s)
 
 
+def plan_video_chunks(duration: float, key_frames: list[float], chunk_s: float
+                      ) -> list[Span]:
+    """Consecutive spans covering a video of ``duration`` s, cut near every ``chunk_s`` s
+    (into ``round(duration / chunk_s)`` near-equal chunks), each cut at the key frame
+    nearest its target when one lies within a quarter of a chunk (where decoding starts
+    without decoding what comes before); one span when ``chunk_s`` is 0 or the video is
+    no longer than :data:`MIN_CHUNKS` chunks."""
+    if chunk_s < 0:
+        raise ValueError("chunk_s must be >= 0")
+    if chunk_s == 0 or duration <= MIN_CHUNKS * chunk_s:
+        return [Span(0.0, duration)]
+    n = int(math.floor(duration / chunk_s + 0.5))
+    step = duration / n
+    cuts: list[float] = []
+    for k in range(1, n):
+        target = k * step
+        near = [t for t in key_frames if abs(t - target) <= step / 4]
+        cuts.append(min(near, key=lambda t: (abs(t - target), t)) if near else target)
+    bounds = [0.0, *cuts, duration]
+    return [Span(round(a, 6), round(b, 6)) for a, b in zip(bounds, bounds[1:], strict=False)]
+
+
 # ------------------------------------------------------------------------------ merging
 
 
@@ -193,6 +215,12 @@ def merge_transcripts(parts: list[Transcript], spans: list[Span]) -> Transcript:
 # ------------------------------------------------------------------------------ fan-out
 
 
+#: A pure merge: (the chunks' outputs in order, their spans, the stage's params) ->
+#: (the stage's outputs, its artifacts by name).
+Merge = Callable[[list[dict[str, Any]], list[Span], dict[str, Any]],
+                 tuple[dict[str, Any], dict[str, bytes]]]
+
+
 @dataclass(frozen=True)
 class Chunking:
     """How a node's stage is chunked: the node that plans spans (inputs as the stage's,
@@ -201,7 +229,7 @@ class Chunking:
 
     plan_node: str
     clip_param: str
-    merge: Callable[[list[dict[str, Any]], list[Span]], dict[str, Any]] | None = None
+    merge: Merge | None = None
     #: the node each chunk runs (inputs and params as the stage's, plus the clip param);
     #: None: the stage's own node
     chunk_node: str | None = None
@@ -332,7 +360,10 @@ class ChunkedStage:
             else:
                 assert chunking.merge is not None
                 # off the event loop: a long transcript takes a while to merge
-                merged = ray.put(await asyncio.to_thread(chunking.merge, outputs, spans))
+                merged, files = await asyncio.to_thread(
+                    chunking.merge, outputs, spans, self.stage.params)
+                metas.append({**metas[-1], "compute_s": 0.0, "artifacts": files})
+                merged = ray.put(merged)
             self.info["chunks"] = [
                 {"start": s.start, "end": s.end, "replica": rep, "pid": meta["pid"],
                  "started_at": meta["began"], "ended_at": meta["began"] + meta["compute_s"]}

@@ -7,7 +7,7 @@ are (:mod:`.band`); :func:`extract_subtitles` reads them with frame-exact timing
 """
 
 from yivideo.hardsub.band import Progress, band_from_lines, detect_band
-from yivideo.hardsub.events import Extraction, OCREvent, extract_subtitles
+from yivideo.hardsub.events import Extraction, OCREvent, extract_subtitles, join_chunks
 from yivideo.hardsub.recognizer import (
     OCRLine,
     PaddleRecognizer,
@@ -30,6 +30,7 @@ __all__ = [
     "detect_band",
     "edit_ratio",
     "extract_subtitles",
+    "join_chunks",
     "iter_band_frames",
     "join_text_lines",
     "sample_frames",

@@ -127,6 +127,7 @@ def extract_subtitles(
     similarity: float = 0.8,
     change_threshold: float = 0.3,
     progress: Progress | None = None,
+    clip: tuple[float, float] | None = None,
 ) -> Extraction:
     """Read the subtitles shown in ``band``: each event with exact start and end frames.
 
@@ -134,18 +135,29 @@ def extract_subtitles(
     different text. Consecutive readings at least ``similarity`` alike (edit-distance
     ratio, spaces ignored) and at most ``min_duration`` apart are one event; events shorter
     than ``min_duration`` are dropped.
+
+    ``clip`` (start, end) s: only the frames from ``start`` to before ``end`` (one chunk of
+    a long video). An event cut by the clip's end ends there, and the events touching the
+    clip's edges are kept however short, so that :func:`join_chunks` can join the two
+    halves of a subtitle shown across a cut.
     """
     info = video_info(path)
     duration = info["duration"]
+    first, stop = clip if clip is not None else (0.0, math.inf)
+    length = min(stop, duration) - first
     area = band.clip(info["width"], info["height"])
     period = 1.0 / sample_fps
     reads: list[_Read] = []
     stats = {"frames": 0, "samples": 0, "ocr_calls": 0}
     last_ocr: tuple[np.ndarray, list[OCRLine]] | None = None
 
+    def at_edge(start: float, end: float) -> bool:
+        return clip is not None and (start <= first + 1e-6 or end >= stop - 1e-6)
+
     def read(seg: _Segment) -> None:
         nonlocal last_ocr
-        if seg.empty or seg.end - seg.start < min_duration - 1e-6:
+        short = seg.end - seg.start < min_duration - 1e-6
+        if seg.empty or (short and not at_edge(seg.start, seg.end)):
             return  # nothing to read, or a flicker that would be dropped anyway
         mid = len(seg.images) // 2
         image, sig = seg.images[mid], seg.sigs[mid]
@@ -166,7 +178,9 @@ def extract_subtitles(
     between: list[tuple[float, np.ndarray]] = []  # frames since the last sample
     next_sample = -math.inf
     last_t = 0.0
-    for t, grey in iter_band_frames(path, area):
+    for t, grey in iter_band_frames(path, area, start=first):
+        if t >= stop - 1e-6:
+            break  # the next chunk's first frame
         stats["frames"] += 1
         last_t = t
         if t + 1e-6 < next_sample:
@@ -194,15 +208,16 @@ def extract_subtitles(
             current = _Segment(start, sig, is_blank(sig))
             current.add(grey, sig)
         between.clear()
-        if progress and duration:
-            progress(min(t / duration, 0.999), f"{t:.0f}/{duration:.0f} s")
+        if progress and length > 0:
+            progress(min((t - first) / length, 0.999), f"{t - first:.0f}/{length:.0f} s")
     if current is not None:
-        # The last frame is shown for one frame interval.
+        # The last frame is shown for one frame interval, a clip's up to the next chunk.
         fps = info["fps"] or sample_fps
-        current.end = max(duration, last_t + 1.0 / fps)
+        current.end = stop if stop < duration else max(duration, last_t + 1.0 / fps)
         read(current)
     events = _merge_similar(reads, similarity, min_duration)
-    events = [r for r in events if r.end - r.start >= min_duration - 1e-6]
+    events = [r for r in events
+              if r.end - r.start >= min_duration - 1e-6 or at_edge(r.start, r.end)]
     events = _merge_similar(events, similarity, min_duration)
     if progress:
         progress(1.0, f"{len(events)} subtitles")
@@ -214,3 +229,30 @@ def extract_subtitles(
         samples=stats["samples"],
         ocr_calls=stats["ocr_calls"],
     )
+
+
+def join_chunks(chunks: list[list[OCREvent]], cuts: list[float], *, similarity: float = 0.8,
+                min_duration: float = 0.2) -> list[OCREvent]:
+    """The events of consecutive chunks (read with ``clip``) as one list: a subtitle shown
+    across the cut ``cuts[i]`` between chunk ``i`` and ``i + 1`` (ending at the cut, and
+    the same text starting at the chunk's first frame, at most ``min_duration`` later) is
+    one event; events still shorter than
+    ``min_duration`` are then dropped, as one pass over the whole video drops them."""
+    if len(cuts) != len(chunks) - 1:
+        raise ValueError("one cut between every two chunks is needed")
+    out: list[OCREvent] = []
+    for index, events in enumerate(chunks):
+        cut = cuts[index - 1] if index else None
+        for event in events:
+            last = out[-1] if out else None
+            if (cut is not None and last is not None and abs(last.end - cut) < 1e-3
+                    and -1e-3 < event.start - cut <= min_duration + 1e-6
+                    and edit_ratio(compact_text(last.text), compact_text(event.text))
+                    >= similarity):
+                keep = last if last.end - last.start >= event.end - event.start else event
+                box = (min(last.box[0], event.box[0]), min(last.box[1], event.box[1]),
+                       max(last.box[2], event.box[2]), max(last.box[3], event.box[3]))
+                out[-1] = OCREvent(last.start, event.end, keep.text, keep.confidence, box)
+            else:
+                out.append(event)
+    return [e for e in out if e.end - e.start >= min_duration - 1e-6]

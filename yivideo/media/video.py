@@ -152,9 +152,10 @@ def _grey_rows(frame: Any, band: Band) -> np.ndarray:
 
 
 def iter_band_frames(
-    path: str | Path, band: Band | None = None
+    path: str | Path, band: Band | None = None, start: float = 0.0
 ) -> Iterator[tuple[float, np.ndarray]]:
-    """(time in seconds, grey band) for every decoded frame; ``None`` is the whole frame."""
+    """(time in seconds, grey band) for every decoded frame from ``start`` s on (reached by
+    seeking to the key frame before it); ``None`` is the whole frame."""
     import av
 
     with open_video(path) as container:
@@ -165,10 +166,26 @@ def iter_band_frames(
         ctx = stream.codec_context
         area = (band or Band(0, ctx.height, 0, ctx.width)).clip(ctx.width, ctx.height)
         try:
+            if start > 0 and stream.time_base is not None:
+                container.seek(int(start / stream.time_base), stream=stream)
             for index, frame in enumerate(container.decode(stream)):
-                yield _frame_time(frame, index, fps), _grey_rows(frame, area)
+                t = _frame_time(frame, index, fps)
+                if t + 1e-6 >= start:
+                    yield t, _grey_rows(frame, area)
         except av.FFmpegError as e:
             raise MediaError(f"cannot decode frames of {path}: {e}") from None
+
+
+def key_frame_times(path: str | Path) -> list[float]:
+    """The times (s) of the video's key frames, where decoding can start (nearly free: only
+    the key frames are decoded)."""
+    import av
+
+    try:
+        with open_video(path) as container:
+            return list(_key_frames(container, None, video_info(path)["fps"]))
+    except av.FFmpegError as e:
+        raise MediaError(f"cannot decode frames of {path}: {e}") from None
 
 
 def _key_frames(container: Any, times: list[float] | None, fps: float) -> Any:

@@ -38,7 +38,7 @@ class SpeakersParams(Params):
     )  # fmt: skip
     chunk_s: float = Field(
         diarization.DEFAULT_CHUNK_S, ge=0,
-        description="diarize audio longer than 1.5 windows in windows of about this many "
+        description="diarize audio longer than 1.5 windows in windows of at most about this many "
                     "seconds, cut at silences, in parallel on the diarization replicas, "
                     "then link speakers across windows; 0 processes the whole input at once",
     )  # fmt: skip
@@ -73,7 +73,7 @@ class WindowParams(SpeakersParams):
 
 class PlanParams(Params):
     chunk_s: float = Field(diarization.DEFAULT_CHUNK_S, ge=0,
-                           description="windows of about this many seconds; 0: one")
+                           description="windows of at most about this many seconds; 0: one")
     chunk_search_s: float = Field(diarization.DEFAULT_SEARCH_S, gt=0,
                                   description="a cut is the quietest point within this many s")
 
@@ -146,10 +146,11 @@ class DiarizationService(Service):
         outputs={"chunks": "spans"},
     )
     def plan_chunks(self, ctx: NodeContext, params: PlanParams, audio: Audio) -> dict:
-        """Windows of about chunk_s seconds cut at the quietest points (one if short)."""
+        """Windows of at most about chunk_s seconds cut at the quietest points (one if
+        short), as :func:`yivideo.diarization.diarize` cuts them."""
         samples = diarization.prepare_audio(audio.samples, audio.sample_rate)
         spans = plan_audio(samples, diarization.SAMPLE_RATE, params.chunk_s,
-                           params.chunk_search_s)
+                           params.chunk_search_s, at_most=True)
         return {"chunks": spans}
 
     @node(

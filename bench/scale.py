@@ -12,6 +12,14 @@ silences, :mod:`yivideo.chunking`), on a pool of one and of two ASR replicas (wa
 prints wall time, chunks, replica processes, WER and the peak PSS of all Ray processes,
 and the wall ratio of one replica over two; appends the table to ``--out``.
 
+Part d (``--part d``): the other chunked stages, each on a pool of one and of two replicas
+(warmed first): speaker diarization of a generated ``--dialogue-s`` s four-voice dialogue in
+windows of ``--diarize-chunk-s``, and hard-subtitle OCR of a generated ``--ocr-s`` s video
+with burnt-in subtitles in chunks of ``--ocr-chunk-s``; prints wall time, chunks, replica
+processes, quality against the truth (DER and speakers found; subtitles found and CER),
+the peak PSS of all Ray processes, and the wall ratio of one replica over two; appends the
+table to ``--out``.
+
 Part c (``--part c``, the default): POST /v1/workflows from many clients at once. For a
 one-stage no-op workflow and for a workflow with a video input (admission probes
 it), prints and writes (``--out``) the POST latency p50/p99 and submissions per second:
@@ -42,6 +50,7 @@ import os
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -56,6 +65,9 @@ from yivideo.settings import Settings
 from yivideo.testmedia import SENTENCES_EN, make_video
 
 HOST, PORT = "127.0.0.1", 8000
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # part d uses the other benchmarks' generators and scores
+    sys.path.insert(0, str(ROOT))
 
 
 def _post(conn: http.client.HTTPConnection, payload: bytes) -> None:
@@ -254,6 +266,28 @@ def _one(controller, flow: dict) -> tuple[float, dict, str]:
     """Run one workflow to its end: (wall s, state, transcript text)."""
     from yivideo.testmedia import normalise_for_wer
 
+    wall, state, out = _until_done(controller, flow, "asr")
+    text = " ".join(s.text for s in out["transcript"].segments)
+    return wall, state, normalise_for_wer(text)
+
+
+def _diarize_flow(audio: str, chunk_s: float) -> dict:
+    return {"inputs": {"audio_file": audio}, "options": {"cache": False}, "stages": {
+        "audio": {"node": "ffmpeg.decode_audio", "inputs": {"media": "input.audio_file"}},
+        "diarize": {"node": "diarize.speakers", "inputs": {"audio": "audio.audio"},
+                    "params": {"chunk_s": chunk_s}}}}
+
+
+def _ocr_flow(video: str, chunk_s: float) -> dict:
+    return {"inputs": {"video": video}, "options": {"cache": False}, "stages": {
+        "band": {"node": "ocr.detect_band", "inputs": {"video": "input.video"}},
+        "ocr": {"node": "ocr.extract_subtitles",
+                "inputs": {"video": "input.video", "band": "band.band"},
+                "params": {"language": "en", "chunk_s": chunk_s}}}}
+
+
+def _until_done(controller, flow: dict, stage: str) -> tuple[float, dict, dict]:
+    """Run one workflow to its end: (wall s, state, the stage's outputs)."""
     t0 = time.perf_counter()
     wid = ray.get(controller.submit.remote(flow))
     state = ray.get(controller.wait.remote(wid, 1800.0))
@@ -261,9 +295,88 @@ def _one(controller, flow: dict) -> tuple[float, dict, str]:
         state = ray.get(controller.wait.remote(wid, 1800.0))
     wall = time.perf_counter() - t0
     assert state["status"] == "succeeded", state["error"]
-    transcript = ray.get(ray.get(controller.output_refs.remote(wid, ["asr"]))["asr"])
-    text = " ".join(s.text for s in transcript["transcript"].segments)
-    return wall, state, normalise_for_wer(text)
+    return wall, state, ray.get(ray.get(controller.output_refs.remote(wid, [stage]))[stage])
+
+
+def part_d(args: argparse.Namespace) -> None:
+    """Diarization and OCR of long inputs in chunks on a pool of one, then two replicas."""
+    from bench.diarize import HELDOUT_POOL, HELDOUT_SENTENCES, der, make_dialogue
+    from bench.ocr import score
+    from yivideo.diarization import SAMPLE_RATE, speakers_of
+    from yivideo.media import encode_wav
+    from yivideo.types import Audio
+
+    tmp = Path(tempfile.mkdtemp())
+    dlg = make_dialogue(HELDOUT_POOL[:4], min_duration=args.dialogue_s, seed=300,
+                        sentences=HELDOUT_SENTENCES)
+    wav = tmp / "dialogue.wav"
+    wav.write_bytes(encode_wav(Audio(dlg.samples, SAMPLE_RATE)))
+    warm_wav = tmp / "warm.wav"
+    warm_wav.write_bytes(encode_wav(Audio(dlg.samples[: 20 * SAMPLE_RATE], SAMPLE_RATE)))
+    subs = make_video(tmp / "subs.mp4", duration_min=args.ocr_s, speech=False,
+                      width=640, height=360)
+    warm_video = make_video(tmp / "warm.mp4", sentences=SENTENCES_EN[:2], audio=False,
+                            width=640, height=360)
+    cases = {
+        "diarize": (_diarize_flow(str(wav), args.diarize_chunk_s),
+                    _diarize_flow(str(warm_wav), 0),
+                    lambda out: (f"DER {der(dlg.turns, out['turns']):.3f}, "
+                                 f"{len(speakers_of(out['turns']))}/4 speakers")),
+        "ocr": (_ocr_flow(subs.video, args.ocr_chunk_s), _ocr_flow(warm_video.video, 0),
+                lambda out: (lambda s: f"{s.found}/{len(subs.subtitles)} subtitles, "
+                             f"CER {s.cer:.3f}")(score(out["transcript"].segments,
+                                                       subs.subtitles))),
+    }
+    yivideo.connect()
+    load_before = os.getloadavg()
+    rows = []
+    for service, (flow, warm, quality) in cases.items():
+        if service not in args.stages:
+            continue
+        for n in (1, 2):
+            settings = Settings(
+                namespace=f"bench-{service}-{n}", storage_dir=tmp / f"store-{service}{n}",
+                actors={service: {"replicas": {"min": 1, "max": n, "idle_s": 3600}}})
+            controller = get_controller(settings)
+            ids = ray.get([controller.submit.remote(warm) for _ in range(n)])
+            for wid in ids:  # warm: n replicas, each with its model loaded
+                while ray.get(controller.wait.remote(wid, 600.0))["status"] == "running":
+                    pass
+            with _Peak() as peak:
+                wall, state, out = _until_done(controller, flow, service)
+            stage = state["stages"][service]
+            chunks = stage.get("chunks") or [{"pid": stage["pid"]}]
+            rows.append((service, n, wall, len(chunks), len({c["pid"] for c in chunks}),
+                         quality(out), peak.mb))
+            print(f"{service} replicas max={n}: {wall:.1f} s, {len(chunks)} chunks, "
+                  f"{rows[-1][5]}, peak {peak.mb:.0f} MB", flush=True)
+            stop_actors(settings)
+    load_after = os.getloadavg()
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()
+    title = args.title or "Long media: diarization and OCR in chunks on one vs two replicas"
+    lines = [f"## {title} (`bench/scale.py --part d`, {commit})", "",
+             f"Diarization: a generated {dlg.duration:.0f} s dialogue of four held-out "
+             f"espeak-ng voices, `ffmpeg.decode_audio -> diarize.speakers` with `chunk_s` "
+             f"{args.diarize_chunk_s:g}. OCR: a generated {subs.duration:.0f} s 640x360 video "
+             f"with {len(subs.subtitles)} burnt-in English subtitles, `ocr.detect_band -> "
+             f"ocr.extract_subtitles` with `chunk_s` {args.ocr_chunk_s:g}. Result cache off; "
+             f"each pool warmed first (every replica has its model). {os.cpu_count()} cores; "
+             f"load average (1/5/15 min) {_load(load_before)} before, {_load(load_after)} "
+             f"after. Peak memory: the PSS of all Ray processes, sampled every second.", "",
+             "| stage | replicas (max) | wall s | chunks | replica processes | quality "
+             "| peak Ray PSS MB | wall ratio (1 replica / this) |",
+             "|---|---:|---:|---:|---:|---|---:|---:|"]
+    base = {service: wall for service, n, wall, *_ in rows if n == 1}
+    for service, n, wall, chunks, pids, quality, mb in rows:
+        lines.append(f"| {service} | {n} | {wall:.1f} | {chunks} | {pids} | {quality} | "
+                     f"{mb:.0f} | {base[service] / wall:.2f} |")
+    lines.append("")
+    print("\n".join(lines), flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with args.out.open("a") as out:  # the file's other sections stay
+        out.write("\n" + "\n".join(lines))
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 def part_b(args: argparse.Namespace) -> None:
@@ -336,9 +449,10 @@ def _load(avg: tuple[float, float, float]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--part", choices=["a", "b", "c"], default="c",
+    ap.add_argument("--part", choices=["a", "b", "c", "d"], default="c",
                     help="a: ASR on a pool of 1 vs 2 replicas; b: one long video in ASR "
-                         "chunks on 1 vs 2 replicas; c: the front door under load")
+                         "chunks on 1 vs 2 replicas; c: the front door under load; "
+                         "d: diarization and OCR in chunks on 1 vs 2 replicas")
     ap.add_argument("--clients", type=int, default=20)
     ap.add_argument("--per-client", type=int, default=10)
     ap.add_argument("--rate", type=float, default=100.0, help="paced: submissions/s offered")
@@ -349,6 +463,11 @@ def main() -> None:
     ap.add_argument("--chunk-s", type=float, default=150.0, help="part b: ASR chunk_s")
     ap.add_argument("--video", type=Path, default=None,
                     help="part b: a generated video to use instead of making one")
+    ap.add_argument("--dialogue-s", type=float, default=300.0, help="part d: dialogue seconds")
+    ap.add_argument("--diarize-chunk-s", type=float, default=60.0, help="part d: windows")
+    ap.add_argument("--ocr-s", type=float, default=180.0, help="part d: video seconds")
+    ap.add_argument("--ocr-chunk-s", type=float, default=45.0, help="part d: OCR chunk_s")
+    ap.add_argument("--stages", nargs="+", default=["diarize", "ocr"], help="part d: which")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "scale.md")
     ap.add_argument("--title", default=None)
     args = ap.parse_args()
@@ -357,6 +476,9 @@ def main() -> None:
         return
     if args.part == "b":
         part_b(args)
+        return
+    if args.part == "d":
+        part_d(args)
         return
     args.title = args.title or "Front door under load"
     yivideo.connect()

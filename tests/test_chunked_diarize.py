@@ -6,11 +6,12 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+import numpy as np
 import pytest
 import ray
 
 from bench.diarize import VOICES, der, make_dialogue
-from yivideo.chunking import Chunking, Parts
+from yivideo.chunking import Chunking, Parts, plan_chunks
 from yivideo.diarization import SAMPLE_RATE, build_pipeline, diarize, speakers_of
 from yivideo.engine import get_controller
 from yivideo.media import decode_audio, encode_wav
@@ -31,6 +32,13 @@ def test_a_merge_node_takes_the_last_tenth_of_the_progress():
     assert parts.progress("w", "dia#1", 1.0, "")[:2] == ("dia", 0.9)
     assert parts.progress("w", "dia#merge", 0.5, "linking") == ("dia", 0.95, "linking")
     assert parts.progress("w", "dia#merge", 1.0, "done")[:2] == ("dia", 1.0)
+
+
+def test_diarization_windows_are_at_most_about_chunk_s():
+    noise = np.random.default_rng(0).normal(0, 0.1, SAMPLE_RATE * 100).astype(np.float32)
+    assert len(plan_chunks(noise, SAMPLE_RATE, 45, 5)) == 2  # the nearest count (ASR's)
+    windows = plan_chunks(noise, SAMPLE_RATE, 45, 5, at_most=True)
+    assert len(windows) == 3 and all(w.end - w.start <= 45 for w in windows)
 
 
 def test_a_chunking_merges_one_way():

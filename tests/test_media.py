@@ -16,6 +16,23 @@ def test_probe_reports_streams(sample):
     assert info["audio"]["channels"] >= 1
 
 
+def test_probe_runs_ffprobe_once_per_file_version(sample, mute_video, tmp_path, monkeypatch):
+    import shutil
+
+    import ffmpeg
+
+    calls = []
+    real = ffmpeg.probe
+    monkeypatch.setattr(ffmpeg, "probe", lambda path, **kw: calls.append(path) or real(path, **kw))
+    path = tmp_path / "clip.mp4"
+    shutil.copy(sample.video, path)
+    first = media.probe(path)
+    first["video"]["width"] = 1  # a caller's change does not reach the remembered facts
+    assert media.probe(path)["video"]["width"] == 1280 and len(calls) == 1
+    shutil.copy(mute_video.video, path)  # another file at the same path: probed again
+    assert media.probe(path)["audio"] is None and len(calls) == 2
+
+
 def test_decode_audio_is_16k_mono_float_and_loud_where_speech_is(sample):
     audio = media.decode_audio(sample.video)
     assert audio.sample_rate == 16000 and audio.samples.dtype == np.float32

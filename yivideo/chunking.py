@@ -93,13 +93,14 @@ def quietest_point(samples: np.ndarray, sample_rate: int, target: float, half_wi
     return float(mids[best]), float(db[a:b].min())
 
 
-def plan_chunks(samples: np.ndarray, sample_rate: int, chunk_s: float, search_s: float
-                ) -> list[Span]:
+def plan_chunks(samples: np.ndarray, sample_rate: int, chunk_s: float, search_s: float,
+                *, at_most: bool = False) -> list[Span]:
     """Consecutive spans covering the audio, cut at silences near every ``chunk_s`` s.
 
     ``chunk_s`` 0 (or audio no longer than :data:`MIN_CHUNKS` chunks) gives one span. Else
     the audio is split into ``round(duration / chunk_s)`` near-equal chunks (equal chunks
-    finish together on parallel replicas); each cut is the quietest point
+    finish together on parallel replicas), or with ``at_most`` into as many as keep each
+    within about ``chunk_s`` (``ceil``); each cut is the quietest point
     (:func:`quietest_point`) within ``search_s`` of its target, the window narrowed to a
     quarter of a chunk so that cuts stay in order.
     """
@@ -110,7 +111,7 @@ def plan_chunks(samples: np.ndarray, sample_rate: int, chunk_s: float, search_s:
     duration = len(samples) / sample_rate
     if chunk_s == 0 or duration <= MIN_CHUNKS * chunk_s:
         return [Span(0.0, duration)]
-    n = int(math.floor(duration / chunk_s + 0.5))
+    n = math.ceil(duration / chunk_s) if at_most else int(math.floor(duration / chunk_s + 0.5))
     step = duration / n
     half = min(search_s, step / 4)
     cuts = [quietest_point(samples, sample_rate, k * step, half)[0] for k in range(1, n)]
@@ -118,8 +119,8 @@ def plan_chunks(samples: np.ndarray, sample_rate: int, chunk_s: float, search_s:
     return [Span(round(a, 3), round(b, 3)) for a, b in zip(bounds, bounds[1:], strict=False)]
 
 
-def plan_audio(samples: np.ndarray, sample_rate: int, chunk_s: float, search_s: float
-               ) -> list[Span]:
+def plan_audio(samples: np.ndarray, sample_rate: int, chunk_s: float, search_s: float,
+               *, at_most: bool = False) -> list[Span]:
     """:func:`plan_chunks` of decoded audio, which must be mono (a plan node's body)."""
     from yivideo.errors import MediaError
 
@@ -127,7 +128,7 @@ def plan_audio(samples: np.ndarray, sample_rate: int, chunk_s: float, search_s: 
     if samples.ndim != 1 or sample_rate <= 0:
         raise MediaError(f"expected mono audio samples, got shape {samples.shape} at "
                          f"{sample_rate} Hz")
-    return plan_chunks(samples, sample_rate, chunk_s, search_s)
+    return plan_chunks(samples, sample_rate, chunk_s, search_s, at_most=at_most)
 
 
 def plan_video_chunks(duration: float, key_frames: list[float], chunk_s: float

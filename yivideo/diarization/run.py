@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from yivideo.chunking import plan_chunks
+from yivideo.chunking import MERGE_SHARE, plan_chunks
 from yivideo.diarization import resegment as reseg
 from yivideo.diarization.clustering import DEFAULT_THRESHOLD, _cluster_centroids
 from yivideo.diarization.models import DiarizationPipeline
@@ -107,8 +107,10 @@ def diarize(
 ) -> list[Turn]:
     """Who spoke when: speaker turns sorted by start time; [] when nobody speaks.
 
-    Inputs longer than 1.5 ``chunk_s`` are diarized window by window, the windows cut at
-    the quietest points (:func:`yivideo.chunking.plan_chunks`), and the windows' speakers
+    Inputs longer than 1.5 ``chunk_s`` are diarized window by window, in windows of at
+    most about ``chunk_s`` cut at the quietest points (:func:`yivideo.chunking.plan_chunks`;
+    on the dialogues of ``bench/scale.py --part d`` the nearest count of windows instead
+    gave one speaker too many), and the windows' speakers
     linked (:func:`link_windows`); ``chunk_s`` None or 0: one pass. A workflow runs the
     same windows on the service's replicas at once, with the same result.
     """
@@ -117,14 +119,15 @@ def diarize(
         return []
     if num_speakers is not None and num_speakers < 1:
         raise ValueError("num_speakers must be at least 1")
-    spans = plan_chunks(audio, SAMPLE_RATE, chunk_s or 0.0, chunk_search_s)
+    spans = plan_chunks(audio, SAMPLE_RATE, chunk_s or 0.0, chunk_search_s, at_most=True)
     if len(spans) > 1:
         windows = []
         for w, span in enumerate(spans):
             report = None
             if progress:
                 def report(f: float, w: int = w) -> None:
-                    progress(0.9 * (w + f) / len(spans), f"window {w + 1}/{len(spans)}")
+                    progress((1 - MERGE_SHARE) * (w + f) / len(spans),
+                             f"window {w + 1}/{len(spans)}")
             windows.append(diarize_window(
                 pipe, audio, SAMPLE_RATE, (span.start, span.end),
                 num_speakers=num_speakers, max_speakers=max_speakers,
@@ -133,7 +136,7 @@ def diarize(
             pipe, audio, SAMPLE_RATE, windows, num_speakers=num_speakers,
             min_speakers=min_speakers, max_speakers=max_speakers,
             clustering_threshold=clustering_threshold, uri=uri,
-            progress=(lambda f, m: progress(0.9 + 0.1 * f, m)) if progress else None)
+            progress=(lambda f, m: progress(1 - MERGE_SHARE * (1 - f), m)) if progress else None)
     with pipe.lock:
         pipe.configure(clustering_threshold)
         tracks, centroids = _run(

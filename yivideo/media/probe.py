@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +30,20 @@ def _reason(err: ffmpeg.Error) -> str:
 
 
 def probe(path: str | Path) -> dict[str, Any]:
-    """Container and stream facts: duration, video size and rate, audio rate and channels."""
+    """Container and stream facts: duration, video size and rate, audio rate and channels.
+
+    Remembered per file version (device, inode, size, modification time) for the process's
+    last 256 files: workflows on one video probe it once, not once per stage.
+    """
     p = check_file(path)
+    st = p.stat()
+    return copy.deepcopy(_probe(str(p), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
+
+
+@lru_cache(maxsize=256)
+def _probe(path: str, dev: int, ino: int, size: int, mtime_ns: int) -> dict[str, Any]:
+    """:func:`probe` of one file version (the stat fields are the cache key only)."""
+    p = Path(path)
     try:
         info = ffmpeg.probe(str(p))
     except ffmpeg.Error as e:

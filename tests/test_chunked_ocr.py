@@ -1,5 +1,5 @@
-"""A long video's burnt-in subtitles read in chunks on two OCR replicas at once: the same
-subtitles as one call, a subtitle shown across a cut one event (real PP-OCRv6, real Ray)."""
+"""A long video's burnt-in subtitles read in chunks on two OCR replicas at once: every
+subtitle once at its frames, one shown across a cut one event (real PP-OCRv6, real Ray)."""
 
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ def _read(controller, video: str, chunk_s: float) -> tuple[dict, object]:
     return state, out["transcript"]
 
 
-def test_chunks_on_two_replicas_read_what_one_call_reads(pool, video):
+def test_chunks_run_on_two_replicas_and_read_every_subtitle_once(pool, video):
     _, controller = pool
     state, chunked = _read(controller, video.video, CHUNK_S)
     stage = state["stages"]["ocr"]
@@ -65,13 +65,11 @@ def test_chunks_on_two_replicas_read_what_one_call_reads(pool, video):
     # the artifact is the merged one, listed once
     assert [a["stage"] for a in state["artifacts"] if a["name"] == "ocr_events.json"] == ["ocr"]
 
-    _, whole = _read(controller, video.video, 0)
-    assert [s.text for s in chunked.segments] == [s.text for s in whole.segments]
-    for a, b in zip(chunked.segments, whole.segments, strict=True):
-        assert abs(a.start - b.start) <= FRAME + 1e-6 and abs(a.end - b.end) <= FRAME + 1e-6
-    # a cut fell inside a subtitle, and that subtitle is still one event
+    # every subtitle once, at its frames: a cut fell inside a subtitle, which is one event
+    # (that the joined chunks equal one pass: test_ocr.py, test_chunks_read_across_cuts...)
     cuts = [c["start"] for c in chunks[1:]]
     assert any(cue.start < cut < cue.end for cut in cuts for cue in video.subtitles), cuts
     s = score(chunked.segments, video.subtitles)
     assert (s.found, s.missing, s.duplicates, s.spurious) == (len(video.subtitles), 0, 0, 0)
     assert s.cer <= 0.05
+    assert max(s.start_errors + s.end_errors) <= FRAME + 0.011  # ASS centisecond rounding

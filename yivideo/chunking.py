@@ -93,6 +93,15 @@ def quietest_point(samples: np.ndarray, sample_rate: int, target: float, half_wi
     return float(mids[best]), float(db[a:b].min())
 
 
+def _count(duration: float, chunk_s: float, at_most: bool = False) -> int:
+    """How many chunks: one when ``chunk_s`` is 0 or the media no longer than
+    :data:`MIN_CHUNKS` chunks; else the nearest count, or (``at_most``) the fewest that
+    keep each within ``chunk_s``."""
+    if chunk_s == 0 or duration <= MIN_CHUNKS * chunk_s:
+        return 1
+    return math.ceil(duration / chunk_s) if at_most else int(math.floor(duration / chunk_s + 0.5))
+
+
 def plan_chunks(samples: np.ndarray, sample_rate: int, chunk_s: float, search_s: float,
                 *, at_most: bool = False) -> list[Span]:
     """Consecutive spans covering the audio, cut at silences near every ``chunk_s`` s.
@@ -109,9 +118,9 @@ def plan_chunks(samples: np.ndarray, sample_rate: int, chunk_s: float, search_s:
     if chunk_s < 0 or search_s <= 0:
         raise ValueError("chunk_s must be >= 0 and search_s > 0")
     duration = len(samples) / sample_rate
-    if chunk_s == 0 or duration <= MIN_CHUNKS * chunk_s:
+    n = _count(duration, chunk_s, at_most)
+    if n == 1:
         return [Span(0.0, duration)]
-    n = math.ceil(duration / chunk_s) if at_most else int(math.floor(duration / chunk_s + 0.5))
     step = duration / n
     half = min(search_s, step / 4)
     cuts = [quietest_point(samples, sample_rate, k * step, half)[0] for k in range(1, n)]
@@ -140,9 +149,9 @@ def plan_video_chunks(duration: float, key_frames: list[float], chunk_s: float
     no longer than :data:`MIN_CHUNKS` chunks."""
     if chunk_s < 0:
         raise ValueError("chunk_s must be >= 0")
-    if chunk_s == 0 or duration <= MIN_CHUNKS * chunk_s:
+    n = _count(duration, chunk_s)
+    if n == 1:
         return [Span(0.0, duration)]
-    n = int(math.floor(duration / chunk_s + 0.5))
     step = duration / n
     cuts: list[float] = []
     for k in range(1, n):

@@ -226,16 +226,6 @@ def test_silence_has_no_speakers(service):
 
 
 @needs_models
-def test_long_input_keeps_speaker_ids_across_windows(service):
-    """Windows of 20 s over a 75 s dialogue: one speaker keeps one label throughout."""
-    dlg = make_dialogue(VOICES[:2], 22, seed=4)
-    assert dlg.duration > 60
-    turns, _ = _diarize(service, dlg.samples, chunk_s=20)
-    assert _found(turns) == 2
-    assert der(dlg.turns, turns) <= MAX_DER
-
-
-@needs_models
 def test_attribute_splits_segments_for_subtitles(service, two):
     """Segments spanning two speakers are cut at the change; subtitles then show who."""
     from actors.diarize import AttributeParams

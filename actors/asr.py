@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from pydantic import Field, field_validator
 
-from yivideo.chunking import Chunking, chunked, merge_transcripts, plan_audio
+from yivideo.chunking import Chunking, Clip, chunked, merge_transcripts, plan_audio
 from yivideo.errors import ConfigError, MediaError, ModelNotFound
 from yivideo.media import resample
 from yivideo.modelkit import resolve_device
@@ -108,16 +108,9 @@ class TranscribeParams(ChunkParams):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     cpu_threads: int = Field(0, ge=0, description="0: CTranslate2's default")
     batch_size: int = Field(0, ge=0, description=">0 uses faster-whisper's batched pipeline")
-    clip: tuple[float, float] | None = Field(
+    clip: Clip = Field(
         None, description=("transcribe only [start, end] s of the audio (one chunk); times "
                            "stay those of the whole audio"))
-
-    @field_validator("clip")
-    @classmethod
-    def _ordered(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
-        if value is not None and not 0 <= value[0] < value[1]:
-            raise ValueError("clip must be [start, end] with 0 <= start < end")
-        return value
 
     @field_validator("language")
     @classmethod

@@ -9,10 +9,10 @@ from __future__ import annotations
 import time
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from yivideo import diarization
-from yivideo.chunking import Chunking, chunked, plan_audio
+from yivideo.chunking import Chunking, Clip, chunked, plan_audio
 from yivideo.datatypes import DataType, register_type
 from yivideo.errors import ConfigError
 from yivideo.modelkit import resolve_device
@@ -59,16 +59,9 @@ class SpeakersParams(Params):
 
 
 class WindowParams(SpeakersParams):
-    clip: tuple[float, float] | None = Field(
+    clip: Clip = Field(
         None, description="the window [start, end] s whose local speakers are found "
                           "(None: the whole audio)")
-
-    @field_validator("clip")
-    @classmethod
-    def _ordered(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
-        if value is not None and not 0 <= value[0] < value[1]:
-            raise ValueError("clip must be [start, end] with 0 <= start < end")
-        return value
 
 
 class PlanParams(Params):

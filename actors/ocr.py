@@ -14,9 +14,9 @@ import logging
 import math
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
-from yivideo.chunking import MIN_CHUNKS, Chunking, chunked, plan_video_chunks
+from yivideo.chunking import MIN_CHUNKS, Chunking, Clip, chunked, plan_video_chunks
 from yivideo.datatypes import DataType, register_type
 from yivideo.errors import ConfigError
 from yivideo.modelkit import resolve_device
@@ -94,16 +94,9 @@ class ExtractParams(_OCRParams, ChunkParams):
     )
     band: BandParams | None = Field(None, description="use this band, not a detected one")
     band_samples: int = Field(12, ge=2, le=500, description="frames OCR'd to find the band")
-    clip: tuple[float, float] | None = Field(
+    clip: Clip = Field(
         None, description=("read only [start, end) s of the video (one chunk); times stay "
                            "the video's; None: the whole video"))
-
-    @field_validator("clip")
-    @classmethod
-    def _ordered(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
-        if value is not None and not 0 <= value[0] < value[1]:
-            raise ValueError("clip must be [start, end] with 0 <= start < end")
-        return value
 
 
 def _transcript(params: ExtractParams, duration: float, events: list[OCREvent]) -> Transcript:

@@ -304,6 +304,10 @@ def test_params_validation() -> None:
         ExtractParams(band={"y0": 10, "y1": 5})
     with pytest.raises(ValidationError):
         DetectBandParams(band={"y0": 0, "y1": 5, "x0": 9, "x1": 9})
+    for clip in ((5.0, 2.0), (-1.0, 3.0), (2.0, 2.0)):
+        with pytest.raises(ValidationError) as info:
+            ExtractParams(clip=clip)
+        assert info.value.errors()[0]["loc"] == ("clip",)
     params = ExtractParams(band={"y0": 600, "y1": 700})
     assert ExtractParams(**params.model_dump(mode="json")) == params  # JSON round trip
 

@@ -27,9 +27,10 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
+from pydantic import AfterValidator
 
 from yivideo.types import Segment, Span, Transcript, Word
 
@@ -51,6 +52,19 @@ PART = "#"
 MERGE = "merge"
 #: Share of a stage's progress that its merge node takes.
 MERGE_SHARE = 0.1
+
+
+
+
+def _ordered(clip: tuple[float, float] | None) -> tuple[float, float] | None:
+    if clip is not None and not 0 <= clip[0] < clip[1]:
+        raise ValueError("clip must be [start, end] with 0 <= start < end")
+    return clip
+
+
+#: A node's ``clip`` param: the window [start, end] s of the media it works on (one chunk;
+#: times stay the whole media's), or None for all of it.
+Clip = Annotated[tuple[float, float] | None, AfterValidator(_ordered)]
 
 
 # ----------------------------------------------------------------------------- planning

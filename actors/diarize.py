@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from yivideo import diarization
-from yivideo.chunking import Chunking, Clip, chunked, plan_audio
+from yivideo.chunking import Chunking, Clip, check_clip, chunked, plan_audio
 from yivideo.datatypes import DataType, register_type
 from yivideo.errors import ConfigError
 from yivideo.modelkit import resolve_device
@@ -154,10 +154,8 @@ class DiarizationService(Service):
     )
     def window(self, ctx: NodeContext, params: WindowParams, audio: Audio) -> dict:
         """The local speakers of one window of the audio, with their centroids."""
+        check_clip(params.clip, audio.duration, "audio")
         span = params.clip or (0.0, audio.duration)
-        if span[0] >= audio.duration:
-            raise ConfigError.at("clip", f"starts at {span[0]} s, after the end of the "
-                                         f"{audio.duration:.1f} s audio")
         window = diarization.diarize_window(
             self._pipeline(params), audio.samples, audio.sample_rate, span,
             num_speakers=params.num_speakers, max_speakers=params.max_speakers,

@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, model_validator
 
-from yivideo.chunking import MIN_CHUNKS, Chunking, Clip, chunked, plan_video_chunks
+from yivideo.chunking import (
+    Chunking,
+    Clip,
+    check_clip,
+    chunk_count,
+    chunked,
+    plan_video_chunks,
+)
 from yivideo.datatypes import DataType, register_type
 from yivideo.errors import ConfigError
 from yivideo.modelkit import resolve_device
@@ -212,9 +219,7 @@ class OCRService(Service):
         from yivideo import hardsub
 
         info = hardsub.video_info(video)
-        if params.clip is not None and params.clip[0] >= info["duration"]:
-            raise ConfigError.at("clip", f"starts at {params.clip[0]} s, after the end of the "
-                                         f"{info['duration']:.1f} s video")
+        check_clip(params.clip, info["duration"], "video")
         if params.band is not None:
             band: Band | None = _band(params.band, info["width"], info["height"])
             share = 0.0
@@ -262,8 +267,8 @@ class OCRService(Service):
         from yivideo.media import key_frame_times, video_info
 
         duration = video_info(video)["duration"]
-        long = duration > MIN_CHUNKS * params.chunk_s > 0  # else one span: no key frames needed
-        keys = key_frame_times(video) if long else []
+        # one span needs no key frames (decoding them all costs a pass over the file)
+        keys = key_frame_times(video) if chunk_count(duration, params.chunk_s) > 1 else []
         return {"chunks": plan_video_chunks(duration, keys, params.chunk_s)}
 
 

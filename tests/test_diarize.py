@@ -510,6 +510,17 @@ def test_node_specs():
     assert get_node("diarize.plan_chunks").outputs == {"chunks": "spans"}
 
 
+def test_a_window_past_the_end_is_refused_naming_the_clip(service, two):
+    from actors.diarize import WindowParams
+    from yivideo.errors import ConfigError
+
+    audio = Audio(two.samples, SAMPLE_RATE)
+    with pytest.raises(ConfigError) as info:
+        service.window(NodeContext(), WindowParams(clip=(audio.duration + 1, audio.duration + 9)),
+                       audio)
+    assert info.value.details[0]["loc"] == "clip" and "after the end" in str(info.value)
+
+
 def test_viterbi_switches_only_when_it_pays():
     from yivideo.diarization.resegment import viterbi
 

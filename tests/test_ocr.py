@@ -399,6 +399,17 @@ def test_events_shown_across_a_cut_are_joined() -> None:
         hardsub.join_chunks([first, second], [])
 
 
+def test_a_chunk_past_the_end_is_refused_naming_the_clip(service: OCRService,
+                                                         en_video: GroundTruth) -> None:
+    from yivideo.errors import ConfigError
+
+    end = en_video.duration
+    with pytest.raises(ConfigError) as info:
+        service.extract_subtitles(NodeContext(), ExtractParams(clip=(end + 1, end + 9)),
+                                  en_video.video)
+    assert info.value.details[0]["loc"] == "clip" and "after the end" in str(info.value)
+
+
 def test_chunks_read_across_cuts_equal_one_pass(service: OCRService, en_video: GroundTruth,
                                                 en_result) -> None:
     """Cuts inside two subtitles, off the key frames: the chunks' events joined are the

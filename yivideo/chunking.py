@@ -67,6 +67,16 @@ def _ordered(clip: tuple[float, float] | None) -> tuple[float, float] | None:
 Clip = Annotated[tuple[float, float] | None, AfterValidator(_ordered)]
 
 
+def check_clip(clip: tuple[float, float] | None, duration: float, media: str) -> None:
+    """A :class:`~yivideo.errors.ConfigError` naming ``clip`` when it starts at or after
+    the end of the ``duration`` s ``media`` ("audio", "video")."""
+    from yivideo.errors import ConfigError
+
+    if clip is not None and clip[0] >= duration:
+        raise ConfigError.at("clip", f"starts at {clip[0]} s, after the end of the "
+                                     f"{duration:.1f} s {media}")
+
+
 # ----------------------------------------------------------------------------- planning
 
 
@@ -107,7 +117,7 @@ def quietest_point(samples: np.ndarray, sample_rate: int, target: float, half_wi
     return float(mids[best]), float(db[a:b].min())
 
 
-def _count(duration: float, chunk_s: float, at_most: bool = False) -> int:
+def chunk_count(duration: float, chunk_s: float, at_most: bool = False) -> int:
     """How many chunks: one when ``chunk_s`` is 0 or the media no longer than
     :data:`MIN_CHUNKS` chunks; else the nearest count, or (``at_most``) the fewest that
     keep each within ``chunk_s``."""
@@ -132,7 +142,7 @@ def plan_chunks(samples: np.ndarray, sample_rate: int, chunk_s: float, search_s:
     if chunk_s < 0 or search_s <= 0:
         raise ValueError("chunk_s must be >= 0 and search_s > 0")
     duration = len(samples) / sample_rate
-    n = _count(duration, chunk_s, at_most)
+    n = chunk_count(duration, chunk_s, at_most)
     if n == 1:
         return [Span(0.0, duration)]
     step = duration / n
@@ -163,7 +173,7 @@ def plan_video_chunks(duration: float, key_frames: list[float], chunk_s: float
     no longer than :data:`MIN_CHUNKS` chunks."""
     if chunk_s < 0:
         raise ValueError("chunk_s must be >= 0")
-    n = _count(duration, chunk_s)
+    n = chunk_count(duration, chunk_s)
     if n == 1:
         return [Span(0.0, duration)]
     step = duration / n

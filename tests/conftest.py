@@ -74,6 +74,7 @@ def ray_cluster():
     import ray
 
     import yivideo
+    from serve_app import stop_orphaned_haproxy
 
     _ray("stop", "--force", check=False)
     started = _ray("start", "--head", f"--num-cpus={CLUSTER_CPUS}", "--num-gpus=1",
@@ -86,6 +87,7 @@ def ray_cluster():
     yield "auto"
     ray.shutdown()
     _ray("stop", "--force", check=False)
+    stop_orphaned_haproxy()  # Serve's HAProxy outlives a forced stop
     shutil.rmtree(STORAGE, ignore_errors=True)
 
 

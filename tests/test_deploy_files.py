@@ -12,7 +12,7 @@ import yaml
 
 from yivideo import metrics
 
-from .conftest import METRICS_PORT
+from .conftest import METRICS_PORT, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,8 +35,12 @@ def test_prometheus_scrapes_rays_targets(ray_cluster):
     conf = yaml.safe_load((ROOT / "deploy/prometheus.yml").read_text())
     (job,) = conf["scrape_configs"]
     (files,) = [sd["files"] for sd in job["file_sd_configs"]]
-    targets = [t for f in files for group in json.loads(Path(f).read_text())
-               for t in group["targets"]]
-    metrics_target = next(t for t in targets if t.endswith(f":{METRICS_PORT}"))
+
+    def ours() -> str | None:  # Ray rewrites the file every few seconds, a new cluster's too
+        targets = [t for f in files for group in json.loads(Path(f).read_text())
+                   for t in group["targets"]]
+        return next((t for t in targets if t.endswith(f":{METRICS_PORT}")), None)
+
+    metrics_target = wait_until(ours, 30)  # the cluster's metrics port among the targets
     page = httpx.get(f"http://{metrics_target}/metrics", timeout=10).text
     assert "ray_" in page

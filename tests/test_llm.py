@@ -438,10 +438,10 @@ def own_endpoint(ray_cluster) -> Iterator[tuple[str, str]]:
     """The project's own ingress with auth on: (its /v1 URL, a valid API key)."""
     from ray import serve
 
-    from serve_app import build_app
+    from serve_app import build_app, start
 
     key, entry = new_api_key("translator")
-    serve.start(http_options={"host": "127.0.0.1", "port": 8000})
+    start()  # Serve as `yivideo serve` starts it: HAProxy in front
     serve.run(build_app({"auth": {"enabled": True, "api_keys": [entry.model_dump()]}}),
               name="llm-openai", route_prefix="/llm-openai")
     yield "http://127.0.0.1:8000/llm-openai/v1", key

@@ -28,6 +28,7 @@ import pysubs2
 import pytest
 from ray.util import get_node_ip_address
 
+from serve_app import stop_orphaned_haproxy
 from yivideo.nodes import all_services
 
 # Never at the same time as the session cluster's `ray stop --force`: in its xdist group.
@@ -47,6 +48,13 @@ _WORKER_PORTS = ["--node-manager-port=6401", "--object-manager-port=6402",
                  "--dashboard-agent-listen-port=6404", "--dashboard-agent-grpc-port=6405",
                  "--runtime-env-agent-port=6406", "--metrics-export-port=6407",
                  "--min-worker-port=20300", "--max-worker-port=20499"]
+#: Serve's HAProxy front door listens on each node (HTTP, stats, metrics, the head's
+#: fallback proxy): ports of this cluster's own, since both nodes share this machine.
+_HEAD_SERVE_ENV = {"RAY_SERVE_HAPROXY_STATS_PORT": "6410", "RAY_SERVE_HAPROXY_METRICS_PORT": "6411",
+                   "RAY_SERVE_FALLBACK_PROXY_HTTP_PORT": "6412"}
+_WORKER_SERVE_ENV = {"RAY_SERVE_HAPROXY_STATS_PORT": "6413",
+                     "RAY_SERVE_HAPROXY_METRICS_PORT": "6414",
+                     "RAY_SERVE_WORKER_PROXY_HTTP_PORT": "6415"}
 WORDS = {"weather", "park", "brother", "bicycle"}  # from the first two sentences
 
 
@@ -80,6 +88,7 @@ def _stop(procs: list[subprocess.Popen], root: Path) -> None:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+    stop_orphaned_haproxy()  # Serve's HAProxy of each node, whose manager was killed
 
 
 def _wait_port(port: int) -> None:
@@ -116,13 +125,14 @@ def cluster():
     common = ["--block", "--disable-usage-stats", "--object-store-memory=200000000"]
     procs = [_start([ray, "start", "--head", *common, *_HEAD_PORTS, "--num-cpus=2",
                      "--include-dashboard=false",
-                     f"--temp-dir={root}/h"], env, root / "head.log")]
+                     f"--temp-dir={root}/h"], {**env, **_HEAD_SERVE_ENV}, root / "head.log")]
     try:
         worker = (f"mount -t tmpfs tmpfs {data} && exec {ray} start --address={HEAD} "
                   f"{' '.join(common + _WORKER_PORTS)} --num-cpus=8 "
                   f"--resources='{{\"isolated_worker\": 100}}' --temp-dir={root}/w")
         _wait_port(6390)  # the head's GCS first
-        procs.append(_start(["unshare", "-m", "sh", "-c", worker], env, root / "worker.log"))
+        procs.append(_start(["unshare", "-m", "sh", "-c", worker], {**env, **_WORKER_SERVE_ENV},
+                            root / "worker.log"))
         _wait_nodes(env, 2, root, procs)
         yield env, data, procs[1].pid
     finally:

@@ -24,9 +24,9 @@ PREFIX = "/ui"  # under a route prefix, so the page's relative URLs are exercise
 def web(ray_cluster):
     from ray import serve
 
-    from serve_app import build_app
+    from serve_app import build_app, start
 
-    serve.start(http_options={"host": "127.0.0.1", "port": 8000})
+    start()  # Serve as `yivideo serve` starts it: HAProxy in front
     serve.run(build_app(), name="web", route_prefix=PREFIX)
     with httpx.Client(base_url=f"http://127.0.0.1:8000{PREFIX}", timeout=60) as client:
         yield client

@@ -10,7 +10,7 @@ import json
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
@@ -95,6 +95,9 @@ class Settings(BaseSettings):
     media_cache_max_bytes: int = Field(
         0, ge=0, description="largest size of each node's media cache (<storage_dir>/media), "
                              "least recently used files evicted first; 0: no cap")
+    http_front_door: Literal["haproxy", "proxy"] = Field(
+        "haproxy", description="what takes HTTP requests for Serve: HAProxy forwarding to "
+                               "the ingress replica, or Serve's Python proxy")
     max_upload_mb: float = Field(2048.0, gt=0, description="largest accepted upload")
     list_page_max: int = Field(100, ge=1, description="largest page of GET /v1/workflows")
     stage_attempts: int = Field(

@@ -386,6 +386,7 @@ class ChunkedStage:
             results = await _all_or_none(tasks)
             outputs = list(await asyncio.gather(*(out for _, out, _ in results)))
             metas = [meta for meta, _, _ in results]
+            merged_files: dict[str, Any] = {}
             if chunking.merge_node is not None:
                 bindings = [*self.bindings, ("parts", None, outputs)]
                 meta, merged, _ = await self._part(
@@ -394,9 +395,8 @@ class ChunkedStage:
             else:
                 assert chunking.merge is not None
                 # off the event loop: a long transcript takes a while to merge
-                merged, files = await asyncio.to_thread(
+                merged, merged_files = await asyncio.to_thread(
                     chunking.merge, outputs, spans, self.stage.params)
-                metas.append({**metas[-1], "compute_s": 0.0, "artifacts": files})
                 merged = ray.put(merged)
             self.info["chunks"] = [
                 {"start": s.start, "end": s.end, "replica": rep, "pid": meta["pid"],
@@ -409,6 +409,7 @@ class ChunkedStage:
             artifacts: dict[str, Any] = {}
             for meta in metas:
                 artifacts.update(meta["artifacts"])
+            artifacts.update(merged_files)  # the whole stage's files, over its chunks'
             meta = {"began": min(m["began"] for m in metas),
                     "compute_s": sum(m["compute_s"] for m in metas),
                     "artifacts": artifacts, "pid": metas[0]["pid"]}

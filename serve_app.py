@@ -255,7 +255,13 @@ def start(host: str = "127.0.0.1", port: int = 8000, front_door: str | None = No
                 controller_options=options)
 
 
-@serve.deployment(ray_actor_options={"num_cpus": 0, "runtime_env": {"env_vars": _REPLICA_ENV}},
+#: The ingress runs on the head node, beside the controller: HAProxy forwards to the address
+#: the replica binds, which is the head's own when Serve listens on a loopback address.
+_ON_HEAD = {"node:__internal_head__": 0.001}
+
+
+@serve.deployment(ray_actor_options={"num_cpus": 0, "resources": _ON_HEAD,
+                                     "runtime_env": {"env_vars": _REPLICA_ENV}},
                   max_ongoing_requests=MAX_ONGOING_REQUESTS, logging_config=LOGGING)
 @serve.ingress(api)
 class Ingress:

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 import pysubs2
 import pytest
 from ray.util import get_node_ip_address
@@ -248,6 +249,11 @@ def test_http_upload_runs_on_the_worker(cluster, video, tmp_path):
             srt = http.get(f"/v1/workflows/{wid}/artifacts/subtitles.srt")
             (tmp_path / "up.srt").write_bytes(srt.content)
         assert WORDS <= _words(tmp_path / "up.srt")
+        # HAProxy forwards to the ingress replica at the loopback address it binds: the
+        # replica runs on the head (the worker is the node in a mount namespace of its own)
+        (ingress,) = [p for p in psutil.process_iter(["cmdline"])
+                      if "ServeReplica:yivideo:Ingress" in " ".join(p.info["cmdline"] or [])]
+        assert os.readlink(f"/proc/{ingress.pid}/ns/mnt") == os.readlink("/proc/self/ns/mnt")
     finally:
         os.killpg(serve.pid, signal.SIGTERM)
         serve.wait(30)

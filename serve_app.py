@@ -203,7 +203,8 @@ def _public_health(health: dict[str, Any]) -> dict[str, Any]:
 
 #: Requests one ingress replica takes at once. Its handlers mostly await the controller,
 #: so Serve's default (5) only made the proxy queue requests and back off between tries
-#: (20 clients: 13 submissions/s); beyond this, requests wait in the proxy.
+#: (20 clients: 13 submissions/s); beyond this, requests wait in the replica's own queue
+#: (behind HAProxy) or in Serve's proxy.
 MAX_ONGOING_REQUESTS = 100
 #: Serve's logging for the ingress and (through :func:`start`) its proxies: an access log
 #: line per request costs CPU in both on every submission; errors are still logged.

@@ -239,7 +239,10 @@ def stop_orphaned_haproxy() -> list[int]:
         except psutil.Error:
             parent = []
         if not any("HAProxyManager" in part for part in parent):
-            proc.kill()
+            try:
+                proc.kill()
+            except psutil.NoSuchProcess:
+                continue  # it ended meanwhile
             stopped.append(proc.pid)
     return stopped
 

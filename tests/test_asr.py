@@ -24,7 +24,7 @@ from actors.asr import (
     collapse_loops,
     confidence_flags,
 )
-from yivideo.errors import ModelNotFound
+from yivideo.errors import ConfigError, ModelNotFound
 from yivideo.media import resample
 from yivideo.nodes import NodeContext
 from yivideo.settings import ModelSettings, Settings
@@ -200,6 +200,13 @@ def test_silence_gives_empty_transcript(service: ASRService) -> None:
     assert transcript["transcript"].segments == []
     empty = service.transcribe(NodeContext(), TranscribeParams(), Audio(silence[:0], SR))
     assert empty["transcript"].segments == [] and empty["transcript"].duration == 0
+
+
+def test_a_clip_past_the_end_is_refused_naming_it(service: ASRService, speech: Speech) -> None:
+    end = speech.audio.duration
+    with pytest.raises(ConfigError) as info:
+        service.transcribe(NodeContext(), TranscribeParams(clip=(end + 1, end + 9)), speech.audio)
+    assert info.value.details[0]["loc"] == "clip" and "after the end" in str(info.value)
 
 
 def test_unknown_model_lists_available(service: ASRService, speech: Speech) -> None:

@@ -54,8 +54,6 @@ MERGE = "merge"
 MERGE_SHARE = 0.1
 
 
-
-
 def _ordered(clip: tuple[float, float] | None) -> tuple[float, float] | None:
     if clip is not None and not 0 <= clip[0] < clip[1]:
         raise ValueError("clip must be [start, end] with 0 <= start < end")
